@@ -1,0 +1,367 @@
+"""The HTTP client of the control plane, used by the SDK, the worker and the runtime."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, TypeAdapter
+
+from runbatch import __version__
+from runbatch.errors import ServiceUnavailableError, TransportError, error_for_code
+from runbatch.wire.jobs import (
+    JobCreate,
+    JobPublic,
+    JobsPublic,
+    LogBatch,
+    LogsPublic,
+    OutputFile,
+    ShardAck,
+    ShardAssignment,
+    ShardClaim,
+    ShardComplete,
+    ShardExit,
+    ShardFail,
+    ShardHeartbeat,
+    ShardProgress,
+    ShardPublic,
+    ShardWork,
+)
+from runbatch.wire.registry import ModelPublic, ModelVersionPublic
+from runbatch.wire.resources import SqlRequest, SqlResult, StageFilePublic
+
+__all__ = ["ControlPlaneClient"]
+
+T = TypeVar("T")
+
+
+def _seg(name: str) -> str:
+    return quote(name, safe="")
+
+
+class ControlPlaneClient:
+    """Typed calls to ``/api/v1``. Errors come back as ``runbatch.errors`` exceptions."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 60.0,
+        retries: int = 3,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._retries = retries
+        self._http = httpx.Client(
+            base_url=self.base_url + "/api/v1",
+            headers={"Authorization": f"Bearer {token}", "User-Agent": f"runbatch/{__version__}"},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- plumbing ---------------------------------------------------------------------------------
+    def _request(
+        self, method: str, path: str, *, idempotent: bool | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """Send a request, retrying connection failures and 503s for idempotent calls."""
+        retry = method in ("GET", "PUT", "DELETE") if idempotent is None else idempotent
+        attempts = self._retries + 1 if retry else 1
+        for attempt in range(attempts):
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except httpx.TransportError as exc:
+                if attempt + 1 < attempts:
+                    time.sleep(0.2 * 2**attempt)
+                    continue
+                raise TransportError(
+                    f"Cannot reach the runbatch control plane at {self.base_url}: {exc}"
+                ) from None
+            if response.status_code == 503 and attempt + 1 < attempts:
+                time.sleep(0.2 * 2**attempt)
+                continue
+            if response.is_error:
+                raise self._error(response)
+            return response
+        raise ServiceUnavailableError("The control plane stayed unavailable.")  # pragma: no cover
+
+    @staticmethod
+    def _error(response: httpx.Response) -> Exception:
+        try:
+            body = response.json()
+            detail = body["error"]
+            return error_for_code(str(detail["code"]), str(detail["message"]))
+        except Exception:
+            return error_for_code("internal", f"HTTP {response.status_code}: {response.text[:500]}")
+
+    def _get(self, endpoint: str, model: type[T], **params: Any) -> T:
+        query = {k: v for k, v in params.items() if v is not None}
+        return TypeAdapter(model).validate_python(self._request("GET", endpoint, params=query).json())
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: BaseModel | dict[str, Any] | None,
+        model: type[T],
+        *,
+        idempotent: bool | None = None,
+    ) -> T:
+        payload = body.model_dump(mode="json", by_alias=True) if isinstance(body, BaseModel) else body
+        return TypeAdapter(model).validate_python(
+            self._request(method, path, json=payload, idempotent=idempotent).json()
+        )
+
+    # -- SQL, stages ------------------------------------------------------------------------------
+    def sql(self, sql: str, *, database: str | None, schema: str | None) -> SqlResult:
+        return self._send(
+            "POST", "/sql", SqlRequest(sql=sql, database=database, schema=schema), SqlResult, idempotent=False
+        )
+
+    @staticmethod
+    def _stage(database: str, schema: str, stage: str) -> str:
+        return f"/databases/{_seg(database)}/schemas/{_seg(schema)}/stages/{_seg(stage)}/files"
+
+    def list_stage_files(
+        self, database: str, schema: str, stage: str, path: str = "", pattern: str | None = None
+    ) -> list[StageFilePublic]:
+        return self._get(
+            self._stage(database, schema, stage), list[StageFilePublic], path=path, pattern=pattern
+        )
+
+    def upload_stage_file(
+        self, database: str, schema: str, stage: str, path: str, content: bytes | Iterable[bytes]
+    ) -> StageFilePublic:
+        url = f"{self._stage(database, schema, stage)}/{quote(path)}"
+        response = self._request("PUT", url, content=content, idempotent=isinstance(content, bytes))
+        return StageFilePublic.model_validate(response.json())
+
+    def download_stage_file(self, database: str, schema: str, stage: str, path: str) -> Iterator[bytes]:
+        url = f"{self._stage(database, schema, stage)}/{quote(path)}"
+        with self._http.stream("GET", url) as response:
+            if response.is_error:
+                response.read()
+                raise self._error(response)
+            yield from response.iter_bytes(1 << 20)
+
+    def delete_stage_file(self, database: str, schema: str, stage: str, path: str) -> None:
+        self._request("DELETE", f"{self._stage(database, schema, stage)}/{quote(path)}")
+
+    def get_database(self, database: str) -> dict[str, Any]:
+        return self._get(f"/databases/{_seg(database)}", dict[str, Any])
+
+    def get_schema(self, database: str, schema: str) -> dict[str, Any]:
+        return self._get(f"/databases/{_seg(database)}/schemas/{_seg(schema)}", dict[str, Any])
+
+    # -- registry ---------------------------------------------------------------------------------
+    @staticmethod
+    def _models(database: str, schema: str) -> str:
+        return f"/databases/{_seg(database)}/schemas/{_seg(schema)}/models"
+
+    def list_models(self, database: str, schema: str) -> list[ModelPublic]:
+        return self._get(self._models(database, schema), list[ModelPublic])
+
+    def get_model(self, database: str, schema: str, model: str) -> ModelPublic:
+        return self._get(f"{self._models(database, schema)}/{_seg(model)}", ModelPublic)
+
+    def update_model(self, database: str, schema: str, model: str, **fields: Any) -> ModelPublic:
+        return self._send(
+            "PATCH", f"{self._models(database, schema)}/{_seg(model)}", fields, ModelPublic, idempotent=True
+        )
+
+    def delete_model(self, database: str, schema: str, model: str) -> None:
+        self._request("DELETE", f"{self._models(database, schema)}/{_seg(model)}")
+
+    def add_version(
+        self, database: str, schema: str, model: str, version: str | None, archive: Iterable[bytes]
+    ) -> ModelVersionPublic:
+        url = f"{self._models(database, schema)}/{_seg(model)}/versions"
+        params = {"version_name": version} if version else {}
+        response = self._request(
+            "POST", url, content=archive, params=params, headers={"Content-Type": "application/x-tar"}
+        )
+        return ModelVersionPublic.model_validate(response.json())
+
+    def list_versions(self, database: str, schema: str, model: str) -> list[ModelVersionPublic]:
+        return self._get(f"{self._models(database, schema)}/{_seg(model)}/versions", list[ModelVersionPublic])
+
+    def _version(self, database: str, schema: str, model: str, version: str) -> str:
+        return f"{self._models(database, schema)}/{_seg(model)}/versions/{_seg(version)}"
+
+    def get_version(self, database: str, schema: str, model: str, version: str) -> ModelVersionPublic:
+        return self._get(self._version(database, schema, model, version), ModelVersionPublic)
+
+    def update_version(
+        self, database: str, schema: str, model: str, version: str, **fields: Any
+    ) -> ModelVersionPublic:
+        return self._send(
+            "PATCH",
+            self._version(database, schema, model, version),
+            fields,
+            ModelVersionPublic,
+            idempotent=True,
+        )
+
+    def delete_version(self, database: str, schema: str, model: str, version: str) -> None:
+        self._request("DELETE", self._version(database, schema, model, version))
+
+    def download_version(
+        self, database: str, schema: str, model: str, version: str, subtree: str = ""
+    ) -> Iterator[bytes]:
+        with self._http.stream(
+            "GET", self._version(database, schema, model, version) + "/artifact", params={"subtree": subtree}
+        ) as response:
+            if response.is_error:
+                response.read()
+                raise self._error(response)
+            yield from response.iter_bytes(1 << 20)
+
+    def set_metric(
+        self, database: str, schema: str, model: str, version: str, name: str, value: Any
+    ) -> ModelVersionPublic:
+        return self._send(
+            "PUT",
+            self._version(database, schema, model, version) + f"/metrics/{_seg(name)}",
+            {"value": value},
+            ModelVersionPublic,
+        )
+
+    def delete_metric(
+        self, database: str, schema: str, model: str, version: str, name: str
+    ) -> ModelVersionPublic:
+        response = self._request(
+            "DELETE", self._version(database, schema, model, version) + f"/metrics/{_seg(name)}"
+        )
+        return ModelVersionPublic.model_validate(response.json())
+
+    def set_alias(self, database: str, schema: str, model: str, alias: str, version: str) -> ModelPublic:
+        return self._send(
+            "PUT",
+            f"{self._models(database, schema)}/{_seg(model)}/aliases/{_seg(alias)}",
+            {"version": version},
+            ModelPublic,
+        )
+
+    def unset_alias(self, database: str, schema: str, model: str, alias: str) -> ModelPublic:
+        response = self._request(
+            "DELETE", f"{self._models(database, schema)}/{_seg(model)}/aliases/{_seg(alias)}"
+        )
+        return ModelPublic.model_validate(response.json())
+
+    def set_tag(self, database: str, schema: str, model: str, tag: str, value: str) -> ModelPublic:
+        return self._send(
+            "PUT",
+            f"{self._models(database, schema)}/{_seg(model)}/tags/{_seg(tag)}",
+            {"value": value},
+            ModelPublic,
+        )
+
+    def unset_tag(self, database: str, schema: str, model: str, tag: str) -> ModelPublic:
+        response = self._request("DELETE", f"{self._models(database, schema)}/{_seg(model)}/tags/{_seg(tag)}")
+        return ModelPublic.model_validate(response.json())
+
+    # -- jobs -------------------------------------------------------------------------------------
+    @staticmethod
+    def _job(database: str, schema: str, name: str) -> str:
+        return f"/databases/{_seg(database)}/schemas/{_seg(schema)}/jobs/{_seg(name)}"
+
+    def submit_job(self, body: JobCreate) -> JobPublic:
+        return self._send("POST", "/jobs", body, JobPublic, idempotent=False)
+
+    def start_job(self, database: str, schema: str, name: str) -> JobPublic:
+        return self._send(
+            "POST", self._job(database, schema, name) + "/start", None, JobPublic, idempotent=False
+        )
+
+    def list_jobs(
+        self,
+        *,
+        database: str | None = None,
+        schema: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> JobsPublic:
+        return self._get(
+            "/jobs", JobsPublic, database=database, schema=schema, status=status, limit=limit, offset=offset
+        )
+
+    def get_job(self, database: str, schema: str, name: str) -> JobPublic:
+        return self._get(self._job(database, schema, name), JobPublic)
+
+    def cancel_job(self, database: str, schema: str, name: str) -> JobPublic:
+        return self._send(
+            "POST", self._job(database, schema, name) + "/cancel", None, JobPublic, idempotent=True
+        )
+
+    def delete_job(self, database: str, schema: str, name: str) -> None:
+        self._request("DELETE", self._job(database, schema, name))
+
+    def job_logs(
+        self, database: str, schema: str, name: str, *, instance_id: int | None, limit: int
+    ) -> LogsPublic:
+        return self._get(
+            self._job(database, schema, name) + "/logs", LogsPublic, instance_id=instance_id, limit=limit
+        )
+
+    def job_shards(self, database: str, schema: str, name: str) -> list[ShardPublic]:
+        return self._get(self._job(database, schema, name) + "/shards", list[ShardPublic])
+
+    # -- worker and runtime -----------------------------------------------------------------------
+    def pending_shards(self, pool: str | None = None) -> list[dict[str, Any]]:
+        return self._get("/shards", list[dict[str, Any]], pool=pool)
+
+    def claim_shard(self, shard_id: uuid.UUID, worker: str) -> ShardAssignment:
+        return self._send(
+            "POST", f"/shards/{shard_id}/claim", ShardClaim(worker=worker), ShardAssignment, idempotent=False
+        )
+
+    def shard_work(self, shard_id: uuid.UUID) -> ShardWork:
+        return self._get(f"/shards/{shard_id}/work", ShardWork)
+
+    def heartbeat(self, shard_id: uuid.UUID, attempt: int) -> ShardAck:
+        return self._send(
+            "POST",
+            f"/shards/{shard_id}/heartbeat",
+            ShardHeartbeat(attempt=attempt),
+            ShardAck,
+            idempotent=True,
+        )
+
+    def progress(self, shard_id: uuid.UUID, attempt: int, rows_done: int, rows_failed: int = 0) -> ShardAck:
+        return self._send(
+            "POST",
+            f"/shards/{shard_id}/progress",
+            ShardProgress(attempt=attempt, rows_done=rows_done, rows_failed=rows_failed),
+            ShardAck,
+            idempotent=True,
+        )
+
+    def complete_shard(
+        self, shard_id: uuid.UUID, attempt: int, files: list[OutputFile], rows_done: int, rows_failed: int = 0
+    ) -> None:
+        body = ShardComplete(attempt=attempt, files=files, rows_done=rows_done, rows_failed=rows_failed)
+        self._request(
+            "POST", f"/shards/{shard_id}/complete", json=body.model_dump(mode="json"), idempotent=True
+        )
+
+    def fail_shard(self, shard_id: uuid.UUID, attempt: int, message: str, *, retryable: bool) -> None:
+        body = ShardFail(attempt=attempt, message=message, retryable=retryable)
+        self._request("POST", f"/shards/{shard_id}/fail", json=body.model_dump(mode="json"), idempotent=True)
+
+    def shard_exit(
+        self, shard_id: uuid.UUID, attempt: int, exit_code: int, message: str, *, retryable: bool
+    ) -> None:
+        body = ShardExit(attempt=attempt, exit_code=exit_code, message=message, retryable=retryable)
+        self._request("POST", f"/shards/{shard_id}/exit", json=body.model_dump(mode="json"), idempotent=True)
+
+    def append_logs(self, shard_id: uuid.UUID, attempt: int, lines: list[str]) -> None:
+        body = LogBatch(attempt=attempt, lines=lines)
+        self._request("POST", f"/shards/{shard_id}/logs", json=body.model_dump(mode="json"), idempotent=False)

@@ -1,0 +1,1 @@
+"""Mirror of ``snowflake.ml``: registry, models, batch inference and jobs."""

@@ -1,0 +1,1 @@
+"""Model signatures: specs, inference from samples, validation of inputs and params."""

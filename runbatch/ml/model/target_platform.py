@@ -1,0 +1,23 @@
+"""Mirror of ``snowflake.ml.model.target_platform``."""
+
+from enum import Enum
+
+__all__ = [
+    "BOTH_WAREHOUSE_AND_SNOWPARK_CONTAINER_SERVICES",
+    "SNOWPARK_CONTAINER_SERVICES_ONLY",
+    "WAREHOUSE_ONLY",
+    "TargetPlatform",
+]
+
+
+class TargetPlatform(Enum):
+    WAREHOUSE = "WAREHOUSE"
+    SNOWPARK_CONTAINER_SERVICES = "SNOWPARK_CONTAINER_SERVICES"
+
+
+WAREHOUSE_ONLY = [TargetPlatform.WAREHOUSE]
+SNOWPARK_CONTAINER_SERVICES_ONLY = [TargetPlatform.SNOWPARK_CONTAINER_SERVICES]
+BOTH_WAREHOUSE_AND_SNOWPARK_CONTAINER_SERVICES = [
+    TargetPlatform.WAREHOUSE,
+    TargetPlatform.SNOWPARK_CONTAINER_SERVICES,
+]

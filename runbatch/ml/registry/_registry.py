@@ -1,0 +1,210 @@
+"""Registry: log, find and delete models in one schema, as ``snowflake.ml.registry.Registry``."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from runbatch.errors import InvalidArgumentError, NotFoundError
+from runbatch.identifiers import parse_qualified_name, qualified, resolve_identifier
+from runbatch.ml.model._model import Model
+from runbatch.ml.model._model_version import ModelVersion
+from runbatch.ml.model.task import Task
+from runbatch.packager import save_model
+from runbatch.snowpark.session import Session
+
+__all__ = ["Registry"]
+
+
+def _tar_stream(root: Path) -> Iterator[bytes]:
+    """An uncompressed tar of ``root`` produced chunk by chunk (the model is never held whole)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w|") as tar:
+        for path in sorted(root.rglob("*")):
+            if path.is_file():
+                tar.add(path, arcname=path.relative_to(root).as_posix())
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+    yield buffer.getvalue()
+
+
+class Registry:
+    def __init__(
+        self,
+        session: Session,
+        *,
+        database_name: str | None = None,
+        schema_name: str | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> None:
+        conn = session._conn
+        if database_name:
+            db = resolve_identifier(database_name)
+        elif conn.database:
+            db = conn.database
+        else:
+            raise ValueError("You need to provide a database to use registry.")
+        if schema_name:
+            schema = resolve_identifier(schema_name)
+        elif database_name:
+            schema = "PUBLIC"
+        else:
+            schema = conn.schema or "PUBLIC"
+        try:
+            conn.client.get_database(db)
+        except NotFoundError:
+            raise ValueError(f"Database {qualified(db)} does not exist.") from None
+        try:
+            conn.client.get_schema(db, schema)
+        except NotFoundError:
+            raise ValueError(f"Schema {qualified(schema)} does not exist.") from None
+        self._session = session
+        self._database = db
+        self._schema = schema
+        self._options = options or {}
+
+    @property
+    def location(self) -> str:
+        return qualified(self._database, self._schema)
+
+    def _model_parts(self, model_name: str) -> tuple[str, str, str]:
+        try:
+            parts = parse_qualified_name(model_name)
+        except ValueError:
+            raise ValueError(
+                f"(2110) The model_name `{model_name}` cannot be parsed as a SQL identifier. Alphanumeric characters "
+                "and underscores are permitted. See https://docs.snowflake.com/en/sql-reference/identifiers-syntax "
+                "for more information."
+            ) from None
+        db, sch = self._database, self._schema
+        if len(parts) == 3:
+            db, sch = parts[0], parts[1]
+        elif len(parts) == 2:
+            sch = parts[0]
+        return db, sch, parts[-1]
+
+    def log_model(
+        self,
+        model: Any,
+        *,
+        model_name: str,
+        version_name: str | None = None,
+        comment: str | None = None,
+        metrics: dict[str, Any] | None = None,
+        conda_dependencies: list[str] | None = None,
+        pip_requirements: list[str] | None = None,
+        artifact_repository_map: dict[str, str] | None = None,
+        resource_constraint: dict[str, str] | None = None,
+        target_platforms: list[Any] | None = None,
+        python_version: str | None = None,
+        signatures: dict[str, Any] | None = None,
+        sample_input_data: Any = None,
+        user_files: dict[str, list[str]] | None = None,
+        code_paths: list[str] | None = None,
+        ext_modules: list[Any] | None = None,
+        task: Task = Task.UNKNOWN,
+        options: dict[str, Any] | None = None,
+    ) -> ModelVersion:
+        """Package ``model`` and store it as a new version (the first version becomes the default)."""
+        conn = self._session._conn
+        db, sch, name = self._model_parts(model_name)
+        version = resolve_identifier(version_name) if version_name else None
+        if isinstance(model, ModelVersion):
+            others = [
+                comment,
+                conda_dependencies,
+                pip_requirements,
+                artifact_repository_map,
+                resource_constraint,
+                target_platforms,
+                python_version,
+                signatures,
+                sample_input_data,
+                user_files,
+                code_paths,
+                ext_modules,
+                options,
+            ]
+            if any(o is not None for o in others):
+                raise ValueError(
+                    "When calling log_model with a ModelVersion, only model_name and version_name may be specified."
+                )
+            if task is not Task.UNKNOWN:
+                raise ValueError("`task` cannot be specified when calling log_model with a ModelVersion.")
+            info = conn.client.add_version(db, sch, name, version, conn.client.download_version(*model._key))
+            return ModelVersion._ref(self._session, info)
+        if version is not None:
+            try:
+                conn.client.get_version(db, sch, name, version)
+            except NotFoundError:
+                pass
+            else:
+                raise InvalidArgumentError(
+                    f"Model {model_name} version {version_name} already existed. To auto-generate `version_name`, "
+                    "skip that argument."
+                )
+        with tempfile.TemporaryDirectory(prefix="runbatch-model-") as tmp:
+            save_model(
+                model,
+                Path(tmp),
+                name=name,
+                signatures=signatures,
+                sample_input_data=sample_input_data,
+                options=options,
+                pip_requirements=pip_requirements,
+                conda_dependencies=conda_dependencies,
+                python_version=python_version,
+                task=task.value,
+                code_paths=code_paths,
+            )
+            info = conn.client.add_version(db, sch, name, version, _tar_stream(Path(tmp)))
+        mv = ModelVersion._ref(self._session, info)
+        if comment:
+            mv.comment = comment
+        for key, value in (metrics or {}).items():
+            mv.set_metric(key, value)
+        return mv
+
+    def get_model(self, model_name: str) -> Model:
+        db, sch, name = self._model_parts(model_name)
+        try:
+            self._session._conn.client.get_model(db, sch, name)
+        except NotFoundError:
+            raise NotFoundError(f"Unable to find model {model_name}") from None
+        return Model._ref(self._session, db, sch, name)
+
+    def models(self) -> list[Model]:
+        return [
+            Model._ref(self._session, m.database_name, m.schema_name, m.name)
+            for m in self._session._conn.client.list_models(self._database, self._schema)
+        ]
+
+    def show_models(self) -> pd.DataFrame:
+        rows = [
+            {
+                "created_on": m.created_on,
+                "name": m.name,
+                "model_type": m.model_type,
+                "database_name": m.database_name,
+                "schema_name": m.schema_name,
+                "comment": m.comment,
+                "owner": m.owner,
+                "default_version_name": m.default_version_name,
+                "versions": json.dumps(m.versions),
+                "aliases": json.dumps(m.aliases),
+            }
+            for m in self._session._conn.client.list_models(self._database, self._schema)
+        ]
+        return pd.DataFrame(rows)
+
+    def delete_model(self, model_name: str) -> None:
+        db, sch, name = self._model_parts(model_name)
+        self._session._conn.client.delete_model(db, sch, name)

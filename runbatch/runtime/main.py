@@ -1,0 +1,155 @@
+"""One shard attempt from start to end: fetch the work order, load the model, run, report."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+from runbatch.client import ControlPlaneClient
+from runbatch.errors import ConflictError, RunbatchError
+from runbatch.inference import LoadedModel
+from runbatch.runtime import EXIT_CANCELLED, EXIT_OK, EXIT_REPORTED_FAILURE
+from runbatch.runtime.pipeline import PipelineConfig, Stopped, auto_batch_rows, run_pipeline
+from runbatch.runtime.settings import RuntimeSettings
+from runbatch.stage.storage import Storage, open_storage
+from runbatch.wire.jobs import ShardWork
+
+__all__ = ["main"]
+
+log = logging.getLogger("runbatch.runtime")
+
+
+def _model_dir(storage: Storage, key: str) -> Path:
+    # Local storage roots are read in place; remote ones go through the host cache (cluster issue).
+    return Path(storage.full_path(key))
+
+
+class _Reporter:
+    """Reports rows written every interval; a ``cancel`` answer stops the pipeline."""
+
+    def __init__(
+        self, client: ControlPlaneClient, work: ShardWork, interval: float, stop: threading.Event
+    ) -> None:
+        self.client, self.work, self.interval, self.stop = client, work, interval, stop
+        self.rows = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="progress", daemon=True)
+        self.cancelled = False
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._done.wait(self.interval):
+            try:
+                ack = self.client.progress(self.work.shard_id, self.work.attempt, self.rows)
+            except RunbatchError as exc:
+                log.warning("progress report failed: %s", exc)
+                continue
+            if ack.cancel:
+                self.cancelled = True
+                self.stop.set()
+                return
+
+    def close(self) -> None:
+        self._done.set()
+        self._thread.join(timeout=5)
+
+
+def run(settings: RuntimeSettings) -> int:
+    client = ControlPlaneClient(settings.api_url, settings.shard_token.get_secret_value())
+    work = client.shard_work(settings.shard_id)
+    log.info(
+        "Job %s shard %d/%d attempt %d: %d input rows, model %s version %s, function %s.",
+        work.job_name,
+        work.index,
+        work.replicas,
+        work.attempt,
+        sum(s.rows for s in work.slices),
+        work.model_name,
+        work.version_name,
+        work.function_name,
+    )
+    model_storage = open_storage(work.model_storage)
+    started = time.monotonic()
+    try:
+        loaded = LoadedModel.from_dir(_model_dir(model_storage, work.model_key))
+        fn = loaded.function(work.function_name)
+    except Exception as exc:
+        return _report_failure(client, work, "Loading the model failed", exc)
+    log.info("Model loaded in %.2fs.", time.monotonic() - started)
+    input_storage = open_storage(work.input_storage)
+    cap = (loaded.meta.method_options.get(work.function_name) or {}).get("max_batch_size")
+    batch_rows = work.max_batch_rows or auto_batch_rows(input_storage, work.slices, cap)
+    cfg = PipelineConfig(
+        input_storage=input_storage,
+        output_storage=open_storage(work.output_storage),
+        slices=work.slices,
+        output_prefix=work.output_prefix,
+        shard_index=work.index,
+        batch_rows=batch_rows,
+        feature_columns=work.feature_columns,
+        params=work.params,
+        column_handling=work.column_handling,
+        default_database=work.default_database,
+        default_schema=work.default_schema,
+        num_workers=work.num_workers or 1,
+    )
+    reporter = _Reporter(client, work, settings.progress_interval_s, cfg.stop)
+    reporter.start()
+    print("Starting inference.", flush=True)  # noqa: T201 - the user-facing line Snowflake jobs log
+    log.info("Batches of up to %d rows, %d model worker(s).", batch_rows, cfg.num_workers)
+    started = time.monotonic()
+    try:
+        files = run_pipeline(fn, cfg, lambda rows: setattr(reporter, "rows", rows))
+    except Stopped:
+        reporter.close()
+        log.info("Stopped on request after %d rows.", reporter.rows)
+        return EXIT_CANCELLED
+    except Exception as exc:
+        reporter.close()
+        return _report_failure(client, work, "Inference failed", exc)
+    reporter.close()
+    rows = sum(f.rows for f in files)
+    elapsed = time.monotonic() - started
+    log.info(
+        "Wrote %d rows in %d file(s) in %.2fs (%.0f rows/s).",
+        rows,
+        len(files),
+        elapsed,
+        rows / max(elapsed, 1e-9),
+    )
+    try:
+        client.complete_shard(work.shard_id, work.attempt, files, rows_done=rows)
+    except ConflictError as exc:
+        log.warning("%s", exc)
+        return EXIT_CANCELLED
+    print("Inference finished.", flush=True)  # noqa: T201 - user-facing, as above
+    return EXIT_OK
+
+
+def _report_failure(client: ControlPlaneClient, work: ShardWork, what: str, exc: Exception) -> int:
+    traceback.print_exc()
+    message = f"{what}: {type(exc).__name__}: {exc}"
+    log.error("%s", message)
+    try:
+        client.fail_shard(work.shard_id, work.attempt, message[:4000], retryable=False)
+    except RunbatchError as report_error:
+        log.error("could not report the failure: %s", report_error)
+        return 1
+    return EXIT_REPORTED_FAILURE
+
+
+def main() -> int:
+    logging.basicConfig(
+        level=os.environ.get("RUNBATCH_LOG_LEVEL", "INFO"),
+        stream=sys.stdout,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    return run(RuntimeSettings())  # type: ignore[call-arg]

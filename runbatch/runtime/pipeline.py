@@ -1,0 +1,291 @@
+"""The streaming pipeline of one shard: read -> infer -> write, each stage in its own thread.
+
+Memory stays bounded whatever the input size: bounded queues hold at most a few record
+batches between stages. Reading and writing (pyarrow, GIL released) overlap the model call.
+Output files are written under the attempt's own prefix; the control plane commits them.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import mimetypes
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from runbatch.inference.function import ModelFunction
+from runbatch.ml.model.batch import FileEncoding
+from runbatch.stage.paths import parse_stage_path
+from runbatch.stage.storage import Storage
+from runbatch.wire.jobs import InputSlice, OutputFile
+
+__all__ = ["PipelineConfig", "Stopped", "auto_batch_rows", "read_slices", "run_pipeline"]
+
+log = logging.getLogger("runbatch.runtime")
+
+_DONE = object()
+_TARGET_BATCH_BYTES = 8 << 20
+
+
+class Stopped(Exception):
+    """The shard was asked to stop (cancelled, or superseded by another attempt)."""
+
+
+@dataclass
+class PipelineConfig:
+    input_storage: Storage
+    output_storage: Storage
+    slices: list[InputSlice]
+    output_prefix: str
+    shard_index: int
+    batch_rows: int
+    feature_columns: dict[str, str]
+    params: dict[str, Any]
+    column_handling: dict[str, Any] | None = None
+    default_database: str | None = None
+    default_schema: str | None = None
+    num_workers: int = 1
+    rows_per_file: int = 1_000_000
+    bytes_per_file: int = 256 << 20
+    queue_depth: int = 3
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+def auto_batch_rows(storage: Storage, slices: list[InputSlice], cap: int | None) -> int:
+    """About 8 MB of uncompressed input per batch, between 256 and 65,536 rows."""
+    rows = 4096
+    if slices:
+        with storage.open_input_file(slices[0].key) as f:
+            meta = pq.ParquetFile(f).metadata
+            size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+            if meta.num_rows:
+                rows = max(256, min(65_536, _TARGET_BATCH_BYTES * meta.num_rows // max(size, 1)))
+    return min(rows, cap) if cap else rows
+
+
+def read_slices(storage: Storage, slices: list[InputSlice], batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """Record batches of exactly the rows the slices name, read row group by row group."""
+    for s in slices:
+        start, end = s.offset, s.offset + s.rows
+        with storage.open_input_file(s.key) as f:
+            pf = pq.ParquetFile(f)
+            groups, first_row, pos = [], None, 0
+            for i in range(pf.num_row_groups):
+                n = pf.metadata.row_group(i).num_rows
+                if pos + n > start and pos < end:
+                    groups.append(i)
+                    first_row = pos if first_row is None else first_row
+                pos += n
+            cursor = first_row or 0
+            for batch in pf.iter_batches(batch_size=batch_rows, row_groups=groups):
+                b_start = cursor
+                cursor += batch.num_rows
+                lo, hi = max(start, b_start) - b_start, min(end, cursor) - b_start
+                if hi > lo:
+                    yield batch.slice(lo, hi - lo)
+                if cursor >= end:
+                    break
+
+
+class _Writer:
+    """Parquet files of about ``rows_per_file`` rows under the attempt's prefix."""
+
+    def __init__(self, storage: Storage, cfg: PipelineConfig) -> None:
+        self.storage = storage
+        self.cfg = cfg
+        self.files: list[OutputFile] = []
+        self._writer: pq.ParquetWriter | None = None
+        self._sink: Any = None
+        self._key = ""
+        self._rows = 0
+        self._bytes = 0
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if self._writer is None:
+            self._key = (
+                f"{self.cfg.output_prefix}/part-{self.cfg.shard_index:05d}-{len(self.files):05d}.parquet"
+            )
+            self._sink = self.storage.open_output_stream(self._key)
+            self._writer = pq.ParquetWriter(self._sink, batch.schema, compression="snappy")
+        self._writer.write_batch(batch)
+        self._rows += batch.num_rows
+        self._bytes += batch.nbytes
+        if self._rows >= self.cfg.rows_per_file or self._bytes >= self.cfg.bytes_per_file:
+            self._roll()
+
+    def _roll(self) -> None:
+        if self._writer is None:
+            return
+        self._writer.close()
+        size = self._sink.tell()
+        self._sink.close()
+        self.files.append(OutputFile(key=self._key, rows=self._rows, bytes=size))
+        self._writer, self._sink, self._rows, self._bytes = None, None, 0, 0
+
+    def close(self) -> list[OutputFile]:
+        self._roll()
+        return self.files
+
+
+def _file_loader(cfg: PipelineConfig, encoding: FileEncoding) -> Callable[[Any], Any]:
+    def load(path: Any) -> Any:
+        if path is None:
+            return None
+        stage_path = parse_stage_path(str(path), database=cfg.default_database, schema=cfg.default_schema)
+        data = cfg.input_storage.read_bytes(stage_path.key)
+        if encoding is FileEncoding.RAW_BYTES:
+            return data
+        encoded = base64.b64encode(data).decode("ascii")
+        if encoding is FileEncoding.BASE64:
+            return encoded
+        mime = mimetypes.guess_type(stage_path.path)[0] or "application/octet-stream"
+        return f"data:{mime};base64,{encoded}"
+
+    return load
+
+
+class _Inference:
+    """Turns one input batch into one output batch: input columns plus the model's outputs."""
+
+    def __init__(self, fn: ModelFunction, cfg: PipelineConfig) -> None:
+        self.fn = fn
+        self.cfg = cfg
+        self.features = [f.name for f in fn.signature.inputs]
+        self.columns = [cfg.feature_columns[f] for f in self.features]
+        outputs = {f.name.upper() for f in fn.signature.outputs}
+        self._loaders = {
+            column: _file_loader(cfg, FileEncoding(opts["convert_to"]))
+            for column, opts in (cfg.column_handling or {}).items()
+        }
+        self._files_pool = (
+            ThreadPoolExecutor(max_workers=8, thread_name_prefix="file-fetch") if self._loaders else None
+        )
+        self._passthrough: list[str] | None = None
+        self._overwritten = outputs
+
+    def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        frame = batch.select(list(dict.fromkeys(self.columns))).to_pandas()
+        data: dict[str, Any] = {}
+        for feature, column in zip(self.features, self.columns, strict=True):
+            values = frame[column]
+            loader = self._loaders.get(column)
+            if loader is not None:
+                assert self._files_pool is not None
+                values = pd.Series(
+                    list(self._files_pool.map(loader, values)), index=values.index, dtype=object
+                )
+            data[feature] = values
+        outputs = self.fn(pd.DataFrame(data, index=frame.index), self.cfg.params)
+        if self._passthrough is None:
+            # A model output named like an input column replaces it, as in Snowflake's DataFrame output.
+            self._passthrough = [n for n in batch.schema.names if n.upper() not in self._overwritten]
+        arrays = [batch.column(n) for n in self._passthrough]
+        names = list(self._passthrough)
+        for name, array in self.fn.output_arrays(outputs):
+            names.append(name)
+            arrays.append(array)
+        return pa.RecordBatch.from_arrays(arrays, names=names)
+
+    def close(self) -> None:
+        if self._files_pool is not None:
+            self._files_pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _producer(
+    target: Callable[[], None], errors: list[BaseException], stop: threading.Event
+) -> threading.Thread:
+    def run() -> None:
+        try:
+            target()
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            errors.append(exc)
+            stop.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def _put(q: queue.Queue[Any], item: Any, stop: threading.Event) -> None:
+    while True:
+        if stop.is_set():
+            raise Stopped()
+        try:
+            q.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
+
+
+def _get(q: queue.Queue[Any], stop: threading.Event) -> Any:
+    while True:
+        try:
+            return q.get(timeout=0.1)
+        except queue.Empty:
+            if stop.is_set():
+                raise Stopped() from None
+
+
+def run_pipeline(fn: ModelFunction, cfg: PipelineConfig, on_rows: Callable[[int], None]) -> list[OutputFile]:
+    """Process every slice; ``on_rows`` is called with the rows written so far after each batch."""
+    stop = cfg.stop
+    errors: list[BaseException] = []
+    inbox: queue.Queue[Any] = queue.Queue(maxsize=cfg.queue_depth)
+    outbox: queue.Queue[Any] = queue.Queue(maxsize=cfg.queue_depth)
+    writer = _Writer(cfg.output_storage, cfg)
+    written = 0
+
+    def read() -> None:
+        for batch in read_slices(cfg.input_storage, cfg.slices, cfg.batch_rows):
+            _put(inbox, batch, stop)
+        _put(inbox, _DONE, stop)
+
+    def write() -> None:
+        nonlocal written
+        while (batch := _get(outbox, stop)) is not _DONE:
+            writer.write(batch)
+            written += batch.num_rows
+            on_rows(written)
+
+    inference = _Inference(fn, cfg)
+    reader = _producer(read, errors, stop)
+    writer_thread = _producer(write, errors, stop)
+    pool = ThreadPoolExecutor(max_workers=cfg.num_workers) if cfg.num_workers > 1 else None
+    pending: deque[Future[pa.RecordBatch]] = deque()
+    try:
+        while (batch := _get(inbox, stop)) is not _DONE:
+            if pool is None:
+                _put(outbox, inference(batch), stop)
+                continue
+            # Several model calls in flight; results leave in input order.
+            pending.append(pool.submit(inference, batch))
+            while len(pending) >= cfg.num_workers:
+                _put(outbox, pending.popleft().result(), stop)
+        while pending:
+            _put(outbox, pending.popleft().result(), stop)
+        _put(outbox, _DONE, stop)
+        writer_thread.join()
+    except Stopped:
+        if errors:
+            raise errors[0] from None
+        raise
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        inference.close()
+        reader.join(timeout=5)
+    if errors:
+        raise errors[0]
+    return writer.close()

@@ -1,0 +1,26 @@
+"""RuntimeSettings: what a runtime process is told through its environment."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["RuntimeSettings"]
+
+
+class RuntimeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RUNBATCH_", extra="ignore")
+
+    api_url: str = Field(description="Control plane base URL the runtime reports to.")
+    shard_id: uuid.UUID = Field(description="The shard this process works on.")
+    shard_token: SecretStr = Field(description="Bearer token valid for this shard attempt only.")
+    cache_dir: Path = Field(
+        default=Path.home() / ".runbatch" / "cache",
+        description="Per-host cache of model versions fetched from remote storage.",
+    )
+    progress_interval_s: float = Field(
+        default=1.0, description="How often progress (and liveness) is reported."
+    )

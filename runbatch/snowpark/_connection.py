@@ -1,0 +1,92 @@
+"""The connection behind a Session: an HTTP client plus the current database and schema."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from runbatch.client import ControlPlaneClient
+from runbatch.errors import InvalidArgumentError
+from runbatch.identifiers import parse_qualified_name, resolve_identifier
+from runbatch.stage.paths import StagePath, parse_stage_path
+from runbatch.wire.resources import SqlResult
+
+__all__ = ["Connection", "connect"]
+
+
+def _embedded_starter() -> Callable[[Path], tuple[str, str]]:
+    found = [ep for ep in entry_points(group="runbatch.control_plane") if ep.name == "embedded"]
+    if not found:
+        raise InvalidArgumentError(
+            "No runbatch server URL was given and the embedded control plane is not installed. Install it with "
+            "pip install 'runbatch[server]', or connect to a server with "
+            'Session.builder.configs({"url": ..., "token": ...}).create().'
+        )
+    starter: Callable[[Path], tuple[str, str]] = found[0].load()
+    return starter
+
+
+class Connection:
+    def __init__(
+        self, client: ControlPlaneClient, *, home: Path | None, database: str | None, schema: str | None
+    ) -> None:
+        self.client = client
+        self.home = home
+        self.database = database
+        self.schema = schema
+
+    @property
+    def embedded(self) -> bool:
+        return self.home is not None
+
+    def sql(self, text: str) -> SqlResult:
+        result = self.client.sql(text, database=self.database, schema=self.schema)
+        self.database, self.schema = result.database, result.schema_
+        return result
+
+    def stage_path(self, text: str) -> StagePath:
+        return parse_stage_path(text, database=self.database, schema=self.schema)
+
+    def qualify(self, name: str, *, what: str) -> tuple[str, str, str]:
+        """``[db.][schema.]name`` resolved with the current database and schema."""
+        parts = parse_qualified_name(name)
+        db, sch = self.database, self.schema
+        if len(parts) == 3:
+            db, sch = parts[0], parts[1]
+        elif len(parts) == 2:
+            sch = parts[0]
+        if db is None or sch is None:
+            raise InvalidArgumentError(
+                f"Cannot resolve {what} {name!r}: there is no current {'database' if db is None else 'schema'}. "
+                "Qualify the name (DB.SCHEMA.NAME) or call session.use_database(...)."
+            )
+        return db, sch, parts[-1]
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def connect(options: dict[str, Any]) -> Connection:
+    """Connect to ``url`` (or RUNBATCH_API_URL), else start the embedded control plane under ``home``."""
+    url = options.get("url") or os.environ.get("RUNBATCH_API_URL")
+    token = options.get("token") or os.environ.get("RUNBATCH_TOKEN")
+    home: Path | None = None
+    if not url:
+        home = Path(options.get("home") or os.environ.get("RUNBATCH_HOME") or Path.home() / ".runbatch")
+        url, token = _embedded_starter()(home)
+    if not token:
+        raise InvalidArgumentError(
+            f"No token for {url}: pass {{'token': ...}} in the session configs or set RUNBATCH_TOKEN. A new "
+            "server's admin token is in $RUNBATCH_HOME/token on its host."
+        )
+    database = options.get("database")
+    schema = options.get("schema")
+    return Connection(
+        ControlPlaneClient(str(url), str(token)),
+        home=home,
+        database=resolve_identifier(database) if database else None,
+        schema=resolve_identifier(schema) if schema else None,
+    )

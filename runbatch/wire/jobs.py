@@ -1,0 +1,245 @@
+"""Jobs, shards and the worker/runtime protocol on the wire."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from runbatch.ml.model.batch import InputSpec, JobSpec, OutputSpec
+from runbatch.stage.storage import StorageConfig
+
+__all__ = [
+    "ColumnSchema",
+    "InputSlice",
+    "JobCreate",
+    "JobPublic",
+    "JobsPublic",
+    "LogBatch",
+    "LogLine",
+    "LogsPublic",
+    "ModelRef",
+    "OutputFile",
+    "ShardAck",
+    "ShardAssignment",
+    "ShardClaim",
+    "ShardComplete",
+    "ShardExit",
+    "ShardFail",
+    "ShardHeartbeat",
+    "ShardProgress",
+    "ShardPublic",
+    "ShardWork",
+    "StageInput",
+    "UploadInput",
+]
+
+
+class ModelRef(BaseModel):
+    database: str
+    schema_: str = Field(alias="schema")
+    name: str
+    version: str
+
+    model_config = {"populate_by_name": True}
+
+
+class ColumnSchema(BaseModel):
+    name: str
+    type: str = Field(description="Arrow type as text, e.g. double, int64, string, binary")
+
+
+class StageInput(BaseModel):
+    """Input already on a stage as Parquet; read in place."""
+
+    kind: Literal["stage"] = "stage"
+    location: str
+    pattern: str | None = Field(default=None, description="Regular expression on file paths under location")
+
+
+class UploadInput(BaseModel):
+    """Input the client uploads as Parquet under the job's ``input_location`` before ``start``."""
+
+    kind: Literal["upload"] = "upload"
+    columns: list[ColumnSchema]
+
+
+class JobCreate(BaseModel):
+    database: str | None = Field(default=None, description="Current database, for relative stage names")
+    schema_: str | None = Field(default=None, alias="schema", description="Current schema")
+    model: ModelRef
+    compute_pool: str
+    input: Annotated[StageInput | UploadInput, Field(discriminator="kind")]
+    input_spec: InputSpec = Field(default_factory=InputSpec)
+    output_spec: OutputSpec
+    job_spec: JobSpec = Field(default_factory=JobSpec)
+    inference_engine_options: dict[str, Any] | None = None
+
+    model_config = {"populate_by_name": True}
+
+
+class JobPublic(BaseModel):
+    uuid: uuid.UUID
+    id: str = Field(description="Fully qualified name DB.SCHEMA.NAME, as MLJob.id")
+    database_name: str
+    schema_name: str
+    name: str
+    status: str
+    phase: str
+    message: str
+    owner: str
+    compute_pool: str
+    model_name: str
+    version_name: str
+    function_name: str
+    output_location: str
+    input_location: str
+    replicas: int
+    rows_total: int | None
+    rows_done: int
+    rows_failed: int
+    shards_total: int
+    shards_done: int
+    shards_failed: int
+    created_at: datetime
+    input_ready_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    spec: dict[str, Any]
+
+
+class JobsPublic(BaseModel):
+    data: list[JobPublic]
+    count: int
+
+
+class ShardPublic(BaseModel):
+    id: uuid.UUID
+    index: int
+    state: str
+    attempt: int
+    max_attempts: int
+    rows_total: int
+    rows_done: int
+    rows_failed: int
+    worker: str | None
+    heartbeat_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    message: str
+
+
+class LogLine(BaseModel):
+    instance_id: int
+    attempt: int
+    logged_at: datetime
+    line: str
+
+
+class LogsPublic(BaseModel):
+    data: list[LogLine]
+
+
+# -- worker and runtime protocol ----------------------------------------------------------------
+
+
+class InputSlice(BaseModel):
+    """Rows ``[offset, offset + rows)`` of one Parquet file."""
+
+    key: str
+    offset: int
+    rows: int
+
+
+class ShardClaim(BaseModel):
+    worker: str = Field(description="Name of the claiming worker (host:pid)")
+
+
+class ShardWork(BaseModel):
+    """Everything a runtime needs to process one shard attempt."""
+
+    shard_id: uuid.UUID
+    job_id: uuid.UUID
+    job_name: str
+    index: int
+    attempt: int
+    replicas: int
+    model_name: str
+    version_name: str
+    model_storage: StorageConfig
+    model_key: str
+    function_name: str = Field(description="Python method to call (the target method)")
+    signature: dict[str, Any]
+    function_type: str
+    feature_columns: dict[str, str] = Field(description="Signature input name -> input column name")
+    input_storage: StorageConfig
+    slices: list[InputSlice]
+    output_storage: StorageConfig
+    output_prefix: str = Field(description="Key prefix this attempt writes its files under")
+    params: dict[str, Any]
+    column_handling: dict[str, Any] | None
+    partition_column: str | None
+    max_batch_rows: int | None
+    num_workers: int | None
+    cpu_requests: str | None
+    memory_requests: str | None
+    default_database: str | None = Field(default=None, description="For relative stage paths in file columns")
+    default_schema: str | None = None
+
+
+class ShardAssignment(BaseModel):
+    """What a worker gets for a won claim: the work order and the runtime's token."""
+
+    work: ShardWork
+    token: str = Field(description="Bearer token valid for this shard attempt only")
+
+
+class ShardHeartbeat(BaseModel):
+    attempt: int
+
+
+class ShardAck(BaseModel):
+    """Answer to heartbeats and progress: ``cancel`` tells the runner to stop the runtime."""
+
+    cancel: bool
+
+
+class ShardProgress(BaseModel):
+    attempt: int
+    rows_done: int
+    rows_failed: int = 0
+
+
+class OutputFile(BaseModel):
+    key: str
+    rows: int
+    bytes: int
+
+
+class ShardComplete(BaseModel):
+    attempt: int
+    files: list[OutputFile]
+    rows_done: int
+    rows_failed: int = 0
+
+
+class ShardFail(BaseModel):
+    attempt: int
+    message: str
+    retryable: bool = Field(description="True for crashes (retry), False for errors the model raised")
+
+
+class ShardExit(BaseModel):
+    """The worker's report after the runtime process ended and its output was shipped."""
+
+    attempt: int
+    exit_code: int
+    message: str
+    retryable: bool
+
+
+class LogBatch(BaseModel):
+    attempt: int
+    lines: list[str]

@@ -1,0 +1,114 @@
+"""Databases, schemas, stages, stage files, compute pools and SQL statements on the wire."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+__all__ = [
+    "ComputePoolCreate",
+    "ComputePoolPublic",
+    "DatabaseCreate",
+    "DatabasePublic",
+    "SchemaCreate",
+    "SchemaPublic",
+    "SqlRequest",
+    "SqlResult",
+    "StageCreate",
+    "StageFilePublic",
+    "StagePublic",
+]
+
+
+class DatabaseCreate(BaseModel):
+    name: str = Field(description="Resolved name (unquoted SQL names are upper case)")
+    comment: str | None = None
+    if_not_exists: bool = False
+    or_replace: bool = False
+
+
+class DatabasePublic(BaseModel):
+    name: str
+    comment: str | None
+    owner: str
+    created_on: datetime
+
+
+class SchemaCreate(BaseModel):
+    name: str
+    comment: str | None = None
+    if_not_exists: bool = False
+    or_replace: bool = False
+
+
+class SchemaPublic(BaseModel):
+    database_name: str
+    name: str
+    comment: str | None
+    owner: str
+    created_on: datetime
+
+
+class StageCreate(BaseModel):
+    name: str
+    comment: str | None = None
+    if_not_exists: bool = False
+    or_replace: bool = False
+
+
+class StagePublic(BaseModel):
+    database_name: str
+    schema_name: str
+    name: str
+    comment: str | None
+    owner: str
+    created_on: datetime
+
+
+class StageFilePublic(BaseModel):
+    """One row of LIST: the name is ``<stage in lower case>/<path>``, as Snowflake prints it."""
+
+    name: str
+    size: int
+    md5: str
+    last_modified: str
+
+
+class ComputePoolCreate(BaseModel):
+    name: str
+    instance_family: str
+    min_nodes: int = Field(default=1, ge=0)
+    max_nodes: int = Field(default=1, ge=1)
+    comment: str | None = None
+    if_not_exists: bool = False
+
+
+class ComputePoolPublic(BaseModel):
+    name: str
+    instance_family: str
+    min_nodes: int
+    max_nodes: int
+    comment: str | None
+    owner: str
+    created_on: datetime
+
+
+class SqlRequest(BaseModel):
+    sql: str
+    database: str | None = Field(default=None, description="The session's current database (resolved)")
+    schema_: str | None = Field(default=None, alias="schema", description="The session's current schema")
+
+    model_config = {"populate_by_name": True}
+
+
+class SqlResult(BaseModel):
+    columns: list[str]
+    rows: list[list[Any]]
+    database: str | None = Field(default=None, description="Current database after the statement")
+    schema_: str | None = Field(
+        default=None, alias="schema", description="Current schema after the statement"
+    )
+
+    model_config = {"populate_by_name": True}

@@ -1,0 +1,108 @@
+"""Jobs: submit, start (after an upload), list, get, cancel, delete, logs, shards."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from runbatch.wire.jobs import JobCreate, JobPublic, JobsPublic, LogsPublic, ShardPublic
+from server.control_plane import ControlPlane
+from server.db.tables import JobRow
+from server.deps import ControlPlaneDep, SessionDep, UserDep
+from server.jobs import service as jobs
+from server.jobs.finalize import finalize_soon
+
+router = APIRouter(tags=["jobs"])
+
+_JOB = "/databases/{database}/schemas/{schema}/jobs/{name}"
+
+
+def _dispatch(cp: ControlPlane, job: JobRow) -> None:
+    pending = [s.id for s in job.shards if s.state == "PENDING" and s.not_before is None]
+    if pending:
+        cp.dispatcher.dispatch(job.compute_pool, pending)
+
+
+@router.post("/jobs", status_code=status.HTTP_201_CREATED)
+def submit_job(body: JobCreate, session: SessionDep, cp: ControlPlaneDep, user: UserDep) -> JobPublic:
+    """Validate and record a job. Stage input starts right away; uploaded input waits for ``start``."""
+    job = jobs.create_job(session, cp, user, body)
+    session.commit()
+    _dispatch(cp, job)
+    return jobs.job_public(job)
+
+
+@router.post(_JOB + "/start")
+def start_job(
+    database: str, schema: str, name: str, session: SessionDep, cp: ControlPlaneDep, _: UserDep
+) -> JobPublic:
+    """Plan and dispatch a job whose input the client has finished uploading to ``input_location``."""
+    job = jobs.get_job(session, database, schema, name)
+    jobs.start_job(session, cp, job)
+    session.commit()
+    _dispatch(cp, job)
+    return jobs.job_public(job)
+
+
+@router.get("/jobs")
+def list_jobs(
+    session: SessionDep,
+    _: UserDep,
+    database: str | None = None,
+    schema: str | None = None,
+    status: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> JobsPublic:
+    """Newest first. ``limit <= 0`` means no limit."""
+    rows, total = jobs.list_jobs(
+        session, database=database, schema=schema, status=status, limit=limit, offset=offset
+    )
+    return JobsPublic(data=[jobs.job_public(j) for j in rows], count=total)
+
+
+@router.get(_JOB)
+def get_job(database: str, schema: str, name: str, session: SessionDep, _: UserDep) -> JobPublic:
+    return jobs.job_public(jobs.get_job(session, database, schema, name))
+
+
+@router.post(_JOB + "/cancel")
+def cancel_job(
+    database: str, schema: str, name: str, session: SessionDep, cp: ControlPlaneDep, _: UserDep
+) -> JobPublic:
+    job = jobs.get_job(session, database, schema, name)
+    jobs.cancel_job(session, job)
+    session.commit()
+    finalize_soon(cp, job.id)
+    return jobs.job_public(job)
+
+
+@router.delete(_JOB, status_code=status.HTTP_204_NO_CONTENT)
+def delete_job(
+    database: str, schema: str, name: str, session: SessionDep, cp: ControlPlaneDep, _: UserDep
+) -> None:
+    job = jobs.get_job(session, database, schema, name)
+    ended = jobs.delete_job(session, job)
+    session.commit()
+    if not ended:
+        finalize_soon(cp, job.id)
+
+
+@router.get(_JOB + "/logs")
+def get_logs(
+    database: str,
+    schema: str,
+    name: str,
+    session: SessionDep,
+    _: UserDep,
+    instance_id: int | None = None,
+    limit: int = -1,
+) -> LogsPublic:
+    """Log lines of one instance (shard index) or of all; ``limit`` keeps the last lines (<= 0: all)."""
+    job = jobs.get_job(session, database, schema, name)
+    return LogsPublic(data=jobs.read_logs(session, job, instance_id=instance_id, limit=limit))
+
+
+@router.get(_JOB + "/shards")
+def list_shards(database: str, schema: str, name: str, session: SessionDep, _: UserDep) -> list[ShardPublic]:
+    job = jobs.get_job(session, database, schema, name)
+    return [jobs.shard_public(s) for s in job.shards]

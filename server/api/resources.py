@@ -1,0 +1,193 @@
+"""Databases, schemas, stages and compute pools as REST resources."""
+
+from fastapi import APIRouter, status
+
+from runbatch.wire.resources import (
+    ComputePoolCreate,
+    ComputePoolPublic,
+    DatabaseCreate,
+    DatabasePublic,
+    SchemaCreate,
+    SchemaPublic,
+    StageCreate,
+    StagePublic,
+)
+from server.db.tables import ComputePoolRow, DatabaseRow, SchemaRow, StageRow
+from server.deps import ControlPlaneDep, SessionDep, UserDep
+from server.resources import service as resources
+from server.stages import service as stages
+
+router = APIRouter(tags=["resources"])
+
+
+def _db(row: DatabaseRow) -> DatabasePublic:
+    return DatabasePublic(name=row.name, comment=row.comment, owner=row.owner, created_on=row.created_on)
+
+
+def _schema(row: SchemaRow, database: str) -> SchemaPublic:
+    return SchemaPublic(
+        database_name=database, name=row.name, comment=row.comment, owner=row.owner, created_on=row.created_on
+    )
+
+
+def _stage(row: StageRow, database: str, schema: str) -> StagePublic:
+    return StagePublic(
+        database_name=database,
+        schema_name=schema,
+        name=row.name,
+        comment=row.comment,
+        owner=row.owner,
+        created_on=row.created_on,
+    )
+
+
+def _pool(row: ComputePoolRow) -> ComputePoolPublic:
+    return ComputePoolPublic(
+        name=row.name,
+        instance_family=row.instance_family,
+        min_nodes=row.min_nodes,
+        max_nodes=row.max_nodes,
+        comment=row.comment,
+        owner=row.owner,
+        created_on=row.created_on,
+    )
+
+
+@router.get("/databases")
+def list_databases(session: SessionDep, _: UserDep) -> list[DatabasePublic]:
+    return [_db(r) for r in resources.list_databases(session)]
+
+
+@router.post("/databases", status_code=status.HTTP_201_CREATED)
+def create_database(
+    body: DatabaseCreate, session: SessionDep, cp: ControlPlaneDep, user: UserDep
+) -> DatabasePublic:
+    row, created = resources.create_database(
+        session,
+        body.name,
+        owner=user.name,
+        comment=body.comment,
+        if_not_exists=body.if_not_exists,
+        or_replace=body.or_replace,
+    )
+    session.commit()
+    if created and body.or_replace:
+        cp.storage.delete_tree(f"stages/{stages.name_key(body.name)}")
+    return _db(row)
+
+
+@router.get("/databases/{database}")
+def get_database(database: str, session: SessionDep, _: UserDep) -> DatabasePublic:
+    return _db(resources.get_database(session, database))
+
+
+@router.delete("/databases/{database}", status_code=status.HTTP_204_NO_CONTENT)
+def drop_database(database: str, session: SessionDep, cp: ControlPlaneDep, _: UserDep) -> None:
+    resources.drop_database(session, database)
+    session.commit()
+    cp.storage.delete_tree(f"stages/{stages.name_key(database)}")
+
+
+@router.get("/databases/{database}/schemas")
+def list_schemas(database: str, session: SessionDep, _: UserDep) -> list[SchemaPublic]:
+    return [_schema(r, database) for r in resources.list_schemas(session, database)]
+
+
+@router.post("/databases/{database}/schemas", status_code=status.HTTP_201_CREATED)
+def create_schema(database: str, body: SchemaCreate, session: SessionDep, user: UserDep) -> SchemaPublic:
+    row, _ = resources.create_schema(
+        session,
+        database,
+        body.name,
+        owner=user.name,
+        comment=body.comment,
+        if_not_exists=body.if_not_exists,
+        or_replace=body.or_replace,
+    )
+    session.commit()
+    return _schema(row, database)
+
+
+@router.get("/databases/{database}/schemas/{schema}")
+def get_schema(database: str, schema: str, session: SessionDep, _: UserDep) -> SchemaPublic:
+    return _schema(resources.get_schema(session, database, schema), database)
+
+
+@router.delete("/databases/{database}/schemas/{schema}", status_code=status.HTTP_204_NO_CONTENT)
+def drop_schema(database: str, schema: str, session: SessionDep, cp: ControlPlaneDep, _: UserDep) -> None:
+    resources.drop_schema(session, database, schema)
+    session.commit()
+    cp.storage.delete_tree(f"stages/{stages.name_key(database)}/{stages.name_key(schema)}")
+
+
+@router.get("/databases/{database}/schemas/{schema}/stages")
+def list_stages(database: str, schema: str, session: SessionDep, _: UserDep) -> list[StagePublic]:
+    return [_stage(r, database, schema) for r in stages.list_stages(session, database, schema)]
+
+
+@router.post("/databases/{database}/schemas/{schema}/stages", status_code=status.HTTP_201_CREATED)
+def create_stage(
+    database: str, schema: str, body: StageCreate, session: SessionDep, cp: ControlPlaneDep, user: UserDep
+) -> StagePublic:
+    row, created = stages.create_stage(
+        session,
+        database,
+        schema,
+        body.name,
+        owner=user.name,
+        comment=body.comment,
+        if_not_exists=body.if_not_exists,
+        or_replace=body.or_replace,
+    )
+    session.commit()
+    if created and body.or_replace:
+        cp.storage.delete_tree(stages.stage_root_key(database, schema, body.name))
+    return _stage(row, database, schema)
+
+
+@router.get("/databases/{database}/schemas/{schema}/stages/{stage}")
+def get_stage(database: str, schema: str, stage: str, session: SessionDep, _: UserDep) -> StagePublic:
+    return _stage(stages.get_stage(session, database, schema, stage), database, schema)
+
+
+@router.delete(
+    "/databases/{database}/schemas/{schema}/stages/{stage}", status_code=status.HTTP_204_NO_CONTENT
+)
+def drop_stage(
+    database: str, schema: str, stage: str, session: SessionDep, cp: ControlPlaneDep, _: UserDep
+) -> None:
+    stages.drop_stage(session, database, schema, stage)
+    session.commit()
+    cp.storage.delete_tree(stages.stage_root_key(database, schema, stage))
+
+
+@router.get("/compute-pools")
+def list_compute_pools(session: SessionDep, _: UserDep) -> list[ComputePoolPublic]:
+    return [_pool(r) for r in resources.list_compute_pools(session)]
+
+
+@router.post("/compute-pools", status_code=status.HTTP_201_CREATED)
+def create_compute_pool(body: ComputePoolCreate, session: SessionDep, user: UserDep) -> ComputePoolPublic:
+    row, _ = resources.create_compute_pool(
+        session,
+        body.name,
+        owner=user.name,
+        instance_family=body.instance_family,
+        min_nodes=body.min_nodes,
+        max_nodes=body.max_nodes,
+        comment=body.comment,
+        if_not_exists=body.if_not_exists,
+    )
+    session.commit()
+    return _pool(row)
+
+
+@router.get("/compute-pools/{name}")
+def get_compute_pool(name: str, session: SessionDep, _: UserDep) -> ComputePoolPublic:
+    return _pool(resources.get_compute_pool(session, name))
+
+
+@router.delete("/compute-pools/{name}", status_code=status.HTTP_204_NO_CONTENT)
+def drop_compute_pool(name: str, session: SessionDep, _: UserDep) -> None:
+    resources.drop_compute_pool(session, name)
+    session.commit()

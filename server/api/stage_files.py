@@ -1,0 +1,122 @@
+"""Files on a stage: list, upload (streamed), download (streamed), delete."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+
+from fastapi import APIRouter, Request, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+
+from runbatch.errors import StagePathError
+from runbatch.stage.paths import StagePath, normalize_key
+from runbatch.wire.resources import StageFilePublic
+from server.control_plane import ControlPlane
+from server.deps import ControlPlaneDep, SessionDep, UserDep
+from server.stages import service as stages
+from server.stages.service import ResolvedStage
+
+router = APIRouter(tags=["stages"])
+
+_PREFIX = "/databases/{database}/schemas/{schema}/stages/{stage}/files"
+_CHUNK = 1 << 20
+
+
+def _resolve(cp: ControlPlane, database: str, schema: str, stage: str, path: str) -> ResolvedStage:
+    with cp.sessionmaker() as session:
+        return stages.resolve_stage_path(
+            session, cp.storage, StagePath(database, schema, stage, normalize_key(path))
+        )
+
+
+@router.get(_PREFIX)
+def list_stage_files(
+    database: str,
+    schema: str,
+    stage: str,
+    session: SessionDep,
+    cp: ControlPlaneDep,
+    _: UserDep,
+    path: str = "",
+    pattern: str | None = None,
+) -> list[StageFilePublic]:
+    """LIST: files whose path starts with ``path`` (a folder when it ends with '/'), optionally matching a regex."""
+    resolved = stages.resolve_stage_path(
+        session, cp.storage, StagePath(database, schema, stage, normalize_key(path))
+    )
+    return stages.list_files(resolved, prefix_is_dir=path.endswith("/") or not path, pattern=pattern)
+
+
+@router.put(_PREFIX + "/{path:path}", status_code=status.HTTP_201_CREATED)
+async def upload_stage_file(
+    database: str, schema: str, stage: str, path: str, request: Request, cp: ControlPlaneDep, _: UserDep
+) -> StageFilePublic:
+    """Store the request body as one file; it appears only once fully written."""
+    resolved = await run_in_threadpool(_resolve, cp, database, schema, stage, path)
+    if not resolved.path.path:
+        raise StagePathError("A file name is required to upload to a stage.")
+    # The storage write is blocking; a bounded queue hands chunks to a thread so the event
+    # loop keeps reading the socket and memory stays at a few chunks whatever the file size.
+    chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+    result: dict[str, BaseException | int] = {}
+
+    def _drain() -> Iterator[bytes]:
+        while (chunk := chunks.get()) is not None:
+            yield chunk
+
+    def _write() -> None:
+        try:
+            result["size"] = resolved.storage.write_stream(resolved.key, _drain())
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the request below
+            result["error"] = exc
+            while chunks.get() is not None:  # unblock the producer
+                pass
+
+    writer = threading.Thread(target=_write, name="stage-upload", daemon=True)
+    writer.start()
+    try:
+        async for chunk in request.stream():
+            if chunk:
+                await run_in_threadpool(chunks.put, chunk)
+    finally:
+        await run_in_threadpool(chunks.put, None)
+        await run_in_threadpool(writer.join)
+    error = result.get("error")
+    if isinstance(error, BaseException):
+        raise error
+    entry = next(e for e in resolved.storage.list(resolved.key) if e.key == resolved.key)
+    return StageFilePublic(
+        name=f"{stage.lower()}/{resolved.path.path}",
+        size=entry.size,
+        md5=resolved.storage.md5(entry),
+        last_modified=entry.last_modified.strftime("%a, %d %b %Y %H:%M:%S GMT"),
+    )
+
+
+@router.get(_PREFIX + "/{path:path}")
+def download_stage_file(
+    database: str, schema: str, stage: str, path: str, cp: ControlPlaneDep, _: UserDep
+) -> StreamingResponse:
+    resolved = _resolve(cp, database, schema, stage, path)
+    handle = resolved.storage.open_input_file(resolved.key)
+
+    def _chunks() -> Iterator[bytes]:
+        with handle:
+            while data := handle.read(_CHUNK):
+                yield bytes(data)
+
+    return StreamingResponse(_chunks(), media_type="application/octet-stream")
+
+
+@router.delete(_PREFIX + "/{path:path}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_stage_file(
+    database: str, schema: str, stage: str, path: str, cp: ControlPlaneDep, _: UserDep
+) -> None:
+    """Delete one file, or every file under a folder when the path ends with '/'."""
+    resolved = _resolve(cp, database, schema, stage, path)
+    if path.endswith("/"):
+        resolved.storage.delete_prefix(resolved.key + "/")
+    else:
+        resolved.storage.delete_file(resolved.key)

@@ -1,0 +1,57 @@
+"""create_app(): the FastAPI application of one control plane. No import-time globals."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from runbatch import __version__
+from runbatch.stage.storage import open_storage
+from server.api import api_router
+from server.control_plane import ControlPlane, Dispatcher, NullDispatcher
+from server.db.engine import make_engine, make_sessionmaker
+from server.errors import install_error_handlers
+from server.maintenance import Maintenance
+from server.settings import ServerSettings
+
+__all__ = ["build_control_plane", "create_app"]
+
+log = logging.getLogger("runbatch.server")
+
+
+def build_control_plane(settings: ServerSettings, dispatcher: Dispatcher | None = None) -> ControlPlane:
+    engine = make_engine(settings.resolved_database_url())
+    return ControlPlane(
+        settings=settings,
+        engine=engine,
+        sessionmaker=make_sessionmaker(engine),
+        storage=open_storage(settings.resolved_stage_url()),
+        dispatcher=dispatcher or NullDispatcher(),
+    )
+
+
+def create_app(control_plane: ControlPlane) -> FastAPI:
+    maintenance = Maintenance(control_plane)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        maintenance.start()
+        try:
+            yield
+        finally:
+            maintenance.stop()
+            control_plane.background.shutdown(wait=True, cancel_futures=False)
+
+    app = FastAPI(
+        title="runbatch",
+        version=__version__,
+        description="Self-hosted batch inference with Snowflake's Model Registry and run_batch API.",
+        lifespan=lifespan,
+    )
+    app.state.control_plane = control_plane
+    install_error_handlers(app)
+    app.include_router(api_router)
+    return app

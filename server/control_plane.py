@@ -1,0 +1,45 @@
+"""The objects one control plane process shares across requests and background work."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Protocol
+from uuid import UUID
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from runbatch.stage.storage import Storage
+from server.settings import ServerSettings
+
+__all__ = ["ControlPlane", "Dispatcher", "NullDispatcher"]
+
+
+class Dispatcher(Protocol):
+    """Hands shards to workers of a compute pool. Called after the shards' rows are committed."""
+
+    def dispatch(self, pool: str, shard_ids: list[UUID]) -> None: ...
+
+
+class NullDispatcher:
+    """For a control plane without workers attached: shards wait in the database until one asks."""
+
+    def dispatch(self, pool: str, shard_ids: list[UUID]) -> None:
+        return None
+
+
+@dataclass
+class ControlPlane:
+    settings: ServerSettings
+    engine: Engine
+    sessionmaker: sessionmaker[Session]
+    storage: Storage
+    dispatcher: Dispatcher = field(default_factory=NullDispatcher)
+    background: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="runbatch-bg")
+    )
+    # Jobs this process is finalizing now, so the reaper never resumes one that is only slow.
+    finalizing: set[UUID] = field(default_factory=set)
+    finalizing_lock: threading.Lock = field(default_factory=threading.Lock)

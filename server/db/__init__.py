@@ -1,0 +1,1 @@
+"""Metadata storage: typed tables and the engine factory."""

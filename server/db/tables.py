@@ -1,0 +1,291 @@
+"""ORM tables. "Model" means an ML model in this project, so table classes end in ``Row``.
+
+SQL stays portable between SQLite (embedded default) and Postgres (cluster): JSON columns,
+UUIDs through ``sqlalchemy.Uuid``, timestamps stored as UTC through ``UTCDateTime``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    Uuid,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+__all__ = [
+    "ApiTokenRow",
+    "Base",
+    "ComputePoolRow",
+    "DatabaseRow",
+    "JobLogRow",
+    "JobRow",
+    "ModelAliasRow",
+    "ModelRow",
+    "ModelTagRow",
+    "ModelVersionRow",
+    "SchemaRow",
+    "ShardRow",
+    "StageRow",
+    "UTCDateTime",
+    "utcnow",
+]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every dialect (SQLite drops the zone otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
+
+
+class DatabaseRow(Base):
+    __tablename__ = "databases"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    comment: Mapped[str | None] = mapped_column(Text)
+    owner: Mapped[str] = mapped_column(String(255))
+    created_on: Mapped[datetime] = mapped_column(default=utcnow)
+
+    schemas: Mapped[list[SchemaRow]] = relationship(back_populates="database", cascade="all, delete-orphan")
+
+
+class SchemaRow(Base):
+    __tablename__ = "schemas"
+    __table_args__ = (UniqueConstraint("database_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    database_id: Mapped[int] = mapped_column(ForeignKey("databases.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    comment: Mapped[str | None] = mapped_column(Text)
+    owner: Mapped[str] = mapped_column(String(255))
+    created_on: Mapped[datetime] = mapped_column(default=utcnow)
+
+    database: Mapped[DatabaseRow] = relationship(back_populates="schemas")
+
+
+class StageRow(Base):
+    __tablename__ = "stages"
+    __table_args__ = (UniqueConstraint("schema_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    schema_id: Mapped[int] = mapped_column(ForeignKey("schemas.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    comment: Mapped[str | None] = mapped_column(Text)
+    owner: Mapped[str] = mapped_column(String(255))
+    created_on: Mapped[datetime] = mapped_column(default=utcnow)
+
+    schema: Mapped[SchemaRow] = relationship()
+
+
+class ComputePoolRow(Base):
+    __tablename__ = "compute_pools"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    instance_family: Mapped[str] = mapped_column(String(64))
+    min_nodes: Mapped[int] = mapped_column(Integer)
+    max_nodes: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text)
+    owner: Mapped[str] = mapped_column(String(255))
+    created_on: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ModelRow(Base):
+    __tablename__ = "models"
+    __table_args__ = (UniqueConstraint("schema_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    schema_id: Mapped[int] = mapped_column(ForeignKey("schemas.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    comment: Mapped[str | None] = mapped_column(Text)
+    owner: Mapped[str] = mapped_column(String(255))
+    default_version: Mapped[str | None] = mapped_column(String(255))
+    created_on: Mapped[datetime] = mapped_column(default=utcnow)
+
+    schema: Mapped[SchemaRow] = relationship()
+    versions: Mapped[list[ModelVersionRow]] = relationship(
+        back_populates="model", cascade="all, delete-orphan", order_by="ModelVersionRow.id"
+    )
+    aliases: Mapped[list[ModelAliasRow]] = relationship(cascade="all, delete-orphan")
+    tags: Mapped[list[ModelTagRow]] = relationship(cascade="all, delete-orphan")
+
+
+class ModelVersionRow(Base):
+    """An immutable artifact folder on the registry storage plus its mutable metadata."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("model_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    comment: Mapped[str | None] = mapped_column(Text)
+    owner: Mapped[str] = mapped_column(String(255))
+    artifact_key: Mapped[str] = mapped_column(String(1024))
+    model_type: Mapped[str] = mapped_column(String(64))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_on: Mapped[datetime] = mapped_column(default=utcnow)
+
+    model: Mapped[ModelRow] = relationship(back_populates="versions")
+
+
+class ModelAliasRow(Base):
+    __tablename__ = "model_aliases"
+
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(255), primary_key=True)
+    version_name: Mapped[str] = mapped_column(String(255))
+
+
+class ModelTagRow(Base):
+    __tablename__ = "model_tags"
+
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(767), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class JobRow(Base):
+    """A batch inference job. Its shards are the source of truth for progress."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        # A deleted job frees its name, as a dropped Snowflake service does.
+        Index(
+            "uq_jobs_live_name",
+            "schema_id",
+            "name",
+            unique=True,
+            sqlite_where=text("deleted_at IS NULL"),
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+        Index("ix_jobs_status", "status"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    schema_id: Mapped[int] = mapped_column(ForeignKey("schemas.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(32))
+    phase: Mapped[str] = mapped_column(String(32))
+    phase_at: Mapped[datetime] = mapped_column(default=utcnow)
+    message: Mapped[str] = mapped_column(Text, default="")
+    owner: Mapped[str] = mapped_column(String(255))
+    compute_pool: Mapped[str] = mapped_column(String(255))
+    model_name: Mapped[str] = mapped_column(String(1024))
+    version_name: Mapped[str] = mapped_column(String(255))
+    function_name: Mapped[str] = mapped_column(String(255))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    output_location: Mapped[str] = mapped_column(String(2048))
+    input_location: Mapped[str] = mapped_column(String(2048))
+    replicas: Mapped[int] = mapped_column(Integer)
+    rows_total: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    input_ready_at: Mapped[datetime | None] = mapped_column()
+    started_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+    deleted_at: Mapped[datetime | None] = mapped_column()
+
+    schema: Mapped[SchemaRow] = relationship()
+    shards: Mapped[list[ShardRow]] = relationship(
+        back_populates="job", cascade="all, delete-orphan", order_by="ShardRow.index"
+    )
+
+
+class ShardRow(Base):
+    """One slice of a job's input, run by one runtime process at a time."""
+
+    __tablename__ = "shards"
+    __table_args__ = (UniqueConstraint("job_id", "index"), Index("ix_shards_state", "state"))
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    index: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(32))
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    slices: Mapped[list[Any]] = mapped_column(JSON)
+    rows_total: Mapped[int] = mapped_column(BigInteger)
+    rows_done: Mapped[int] = mapped_column(BigInteger, default=0)
+    rows_failed: Mapped[int] = mapped_column(BigInteger, default=0)
+    worker: Mapped[str | None] = mapped_column(String(255))
+    token_hash: Mapped[str | None] = mapped_column(String(64))
+    not_before: Mapped[datetime | None] = mapped_column()
+    heartbeat_at: Mapped[datetime | None] = mapped_column()
+    started_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+    message: Mapped[str] = mapped_column(Text, default="")
+    output_files: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+    job: Mapped[JobRow] = relationship(back_populates="shards")
+
+
+class JobLogRow(Base):
+    __tablename__ = "job_logs"
+    __table_args__ = (Index("ix_job_logs_job_instance", "job_id", "instance_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    instance_id: Mapped[int] = mapped_column(Integer)
+    attempt: Mapped[int] = mapped_column(Integer)
+    logged_at: Mapped[datetime] = mapped_column(default=utcnow)
+    line: Mapped[str] = mapped_column(Text)
+
+
+class ApiTokenRow(Base):
+    """A bearer token, stored as the SHA-256 of its secret (tokens are 256-bit random)."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(255))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()

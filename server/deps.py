@@ -1,0 +1,57 @@
+"""Request dependencies. Routes get the session, the caller and the control plane only from here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from runbatch.errors import AuthenticationError, PermissionDeniedError
+from server.auth.tokens import ROLE_SHARD, Principal, authenticate
+from server.control_plane import ControlPlane
+
+__all__ = ["ControlPlaneDep", "PrincipalDep", "SessionDep", "ShardPrincipalDep", "UserDep"]
+
+
+def _control_plane(request: Request) -> ControlPlane:
+    cp: ControlPlane = request.app.state.control_plane
+    return cp
+
+
+ControlPlaneDep = Annotated[ControlPlane, Depends(_control_plane)]
+
+
+def _session(cp: ControlPlaneDep) -> Iterator[Session]:
+    with cp.sessionmaker() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(_session)]
+
+
+def _principal(request: Request, cp: ControlPlaneDep) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise AuthenticationError(
+            "Missing bearer token: send 'Authorization: Bearer <token>'. The admin token of a new "
+            "installation is in $RUNBATCH_HOME/token."
+        )
+    # A separate short session: the request's own transaction should not start with auth.
+    with cp.sessionmaker() as session:
+        return authenticate(session, secret.strip())
+
+
+PrincipalDep = Annotated[Principal, Depends(_principal)]
+
+
+def _user(principal: PrincipalDep) -> Principal:
+    if principal.role == ROLE_SHARD:
+        raise PermissionDeniedError("A runtime's shard token can only report on its own shard.")
+    return principal
+
+
+UserDep = Annotated[Principal, Depends(_user)]
+ShardPrincipalDep = PrincipalDep

@@ -1,0 +1,1 @@
+"""The job lifecycle: states, creation and planning, shard protocol, finalization."""

@@ -1,0 +1,161 @@
+"""Finalization: once every shard has ended, commit the output (or clean up) exactly once.
+
+Winning the compare-and-set on the phase (-> FINALIZING) decides who finalizes. The storage
+steps are idempotent, so the reaper can resume a finalization whose process died half way.
+DONE writes the data files, then ``_manifest.json``, then ``_SUCCESS`` last; every other end
+removes ``_temporary/`` and never writes ``_SUCCESS``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from runbatch.stage.storage import Storage
+from server.control_plane import ControlPlane
+from server.db.tables import JobRow, utcnow
+from server.jobs.states import (
+    JOB_TRANSITIONS,
+    TERMINAL_JOB_STATUSES,
+    TERMINAL_SHARD_STATES,
+    JobPhase,
+    JobStatus,
+    ShardState,
+    transition_job,
+    transition_phase,
+)
+
+__all__ = ["finalize", "finalize_soon", "ready_to_finalize"]
+
+log = logging.getLogger("runbatch.server.finalize")
+
+SUCCESS_FILE = "_SUCCESS"
+MANIFEST_FILE = "_manifest.json"
+
+
+def ready_to_finalize(job: JobRow) -> bool:
+    if job.phase in (JobPhase.FINALIZING, JobPhase.FINISHED, JobPhase.AWAITING_INPUT) and not (
+        job.phase == JobPhase.AWAITING_INPUT and job.status == JobStatus.CANCELLING
+    ):
+        return False
+    return all(s.state in TERMINAL_SHARD_STATES and s.finished_at is not None for s in job.shards)
+
+
+def finalize_soon(cp: ControlPlane, job_id: uuid.UUID, *, resume: bool = False) -> None:
+    """Finalize in the background (requests must not wait for storage renames)."""
+    cp.background.submit(_finalize_logged, cp, job_id, resume)
+
+
+def _finalize_logged(cp: ControlPlane, job_id: uuid.UUID, resume: bool) -> None:
+    try:
+        finalize(cp, job_id, resume=resume)
+    except Exception:
+        log.exception("finalization of job %s crashed; the reaper will resume it", job_id)
+
+
+def finalize(cp: ControlPlane, job_id: uuid.UUID, *, resume: bool = False) -> None:
+    """Finalize a job whose shards have all ended. A no-op unless this call wins the phase."""
+    with cp.finalizing_lock:
+        if job_id in cp.finalizing:
+            return
+        cp.finalizing.add(job_id)
+    try:
+        _finalize(cp, job_id, resume)
+    finally:
+        with cp.finalizing_lock:
+            cp.finalizing.discard(job_id)
+
+
+def _finalize(cp: ControlPlane, job_id: uuid.UUID, resume: bool) -> None:
+    with cp.sessionmaker() as session:
+        job = session.get(JobRow, job_id)
+        if job is None:
+            return
+        if resume:
+            if job.phase != JobPhase.FINALIZING:
+                return
+        else:
+            if not ready_to_finalize(job):
+                return
+            won = transition_phase(
+                session,
+                job.id,
+                from_={JobPhase.QUEUED, JobPhase.RUNNING, JobPhase.FAILING, JobPhase.AWAITING_INPUT},
+                to=JobPhase.FINALIZING,
+            )
+            session.commit()
+            if not won:
+                return
+            session.refresh(job)
+        outcome, message = _outcome(job)
+        spec = job.spec
+        shards = [(s.index, s.rows_done, list(s.output_files)) for s in job.shards]
+        rows_total = job.rows_total
+    try:
+        if outcome == JobStatus.DONE:
+            _commit_output(cp.storage, spec, job.name, shards, rows_total)
+        cp.storage.delete_tree(spec["temporary_key"])
+    except Exception as exc:  # storage failures end the job; they must not leave it FINALIZING forever
+        log.exception("finalizing job %s failed", job_id)
+        outcome, message = JobStatus.INTERNAL_ERROR, f"Committing the output failed: {exc}"
+    with cp.sessionmaker() as session:
+        _end(session, job_id, outcome, message)
+        session.commit()
+
+
+def _outcome(job: JobRow) -> tuple[JobStatus, str]:
+    states = [s.state for s in job.shards]
+    if job.deleted_at is not None:
+        return JobStatus.DELETED, job.message
+    if job.status == JobStatus.CANCELLING:
+        return JobStatus.CANCELLED, "Job was cancelled."
+    if ShardState.FAILED in states or job.phase == JobPhase.FAILING:
+        failed = next((s for s in job.shards if s.state == ShardState.FAILED), None)
+        return JobStatus.FAILED, job.message or (failed.message if failed else "A shard failed.")
+    done_rows = sum(s.rows_done for s in job.shards)
+    if job.rows_total is not None and done_rows != job.rows_total:
+        return JobStatus.INTERNAL_ERROR, (
+            f"Shards reported {done_rows} output rows for {job.rows_total} input rows; the output was not committed."
+        )
+    return JobStatus.DONE, ""
+
+
+def _commit_output(
+    storage: Storage,
+    spec: dict[str, Any],
+    job_name: str,
+    shards: list[tuple[int, int, list[Any]]],
+    rows_total: int | None,
+) -> None:
+    out = spec["output_key"]
+    manifest_files = []
+    for index, _, files in sorted(shards):
+        for seq, f in enumerate(files):
+            dst = f"{out}/part-{index:05d}-{seq:05d}.parquet"
+            if storage.exists(f["key"]):
+                storage.move(f["key"], dst)
+            elif not storage.exists(dst):
+                raise FileNotFoundError(f"output file {f['key']} of shard {index} is missing")
+            manifest_files.append(
+                {"path": dst[len(out) + 1 :], "rows": f["rows"], "bytes": f["bytes"], "shard": index}
+            )
+    manifest = {
+        "job": job_name,
+        "rows": rows_total,
+        "files": manifest_files,
+        "committed_at": utcnow().isoformat(),
+    }
+    storage.write_bytes(f"{out}/{MANIFEST_FILE}", json.dumps(manifest, indent=2).encode())
+    storage.write_bytes(f"{out}/{SUCCESS_FILE}", b"")
+
+
+def _end(session: Session, job_id: uuid.UUID, outcome: JobStatus, message: str) -> None:
+    sources = {
+        s for s, targets in JOB_TRANSITIONS.items() if outcome in targets and s not in TERMINAL_JOB_STATUSES
+    }
+    transition_job(session, job_id, from_=sources, to=outcome, message=message, finished_at=utcnow())
+    transition_phase(session, job_id, from_={JobPhase.FINALIZING}, to=JobPhase.FINISHED)

@@ -1,0 +1,69 @@
+"""Turning input files into shards: footers give row counts, rows are split evenly by replica."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from runbatch.errors import InvalidArgumentError
+from runbatch.stage.storage import Storage
+from runbatch.wire.jobs import InputSlice
+
+__all__ = ["InputFile", "list_input_files", "plan_slices", "read_input_file"]
+
+
+@dataclass(frozen=True)
+class InputFile:
+    key: str
+    rows: int
+    schema: pa.Schema
+
+
+def read_input_file(storage: Storage, key: str, shown: str) -> InputFile:
+    try:
+        with storage.open_input_file(key) as f:
+            meta = pq.ParquetFile(f).metadata
+            return InputFile(key, meta.num_rows, meta.schema.to_arrow_schema())
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InvalidArgumentError(
+            f"Input file {shown} is not a readable Parquet file ({exc}). Point the input at Parquet files only, "
+            "e.g. session.read.option('pattern', '.*\\\\.parquet').parquet(...)."
+        ) from None
+
+
+def list_input_files(storage: Storage, prefix: str, pattern: str | None, shown_root: str) -> list[InputFile]:
+    """Parquet files under ``prefix`` (a folder); names starting with '_' or '.' are not data."""
+    regex = re.compile(pattern) if pattern else None
+    files = []
+    for entry in storage.list(prefix.rstrip("/") + "/"):
+        rel = entry.key[len(prefix.rstrip("/")) + 1 :]
+        if any(part.startswith(("_", ".")) for part in rel.split("/")) or ".__tmp_" in rel:
+            continue
+        if regex is not None and not regex.fullmatch(rel) and not regex.fullmatch(entry.key):
+            continue
+        files.append(read_input_file(storage, entry.key, f"{shown_root.rstrip('/')}/{rel}"))
+    return files
+
+
+def plan_slices(files: list[InputFile], replicas: int) -> list[list[InputSlice]]:
+    """Split the rows of ``files`` into at most ``replicas`` contiguous, near-equal shards."""
+    total = sum(f.rows for f in files)
+    shards = max(1, min(replicas, total))
+    base, extra = divmod(total, shards)
+    targets = [base + (1 if i < extra else 0) for i in range(shards)]
+    plan: list[list[InputSlice]] = [[] for _ in range(shards)]
+    shard, room = 0, targets[0]
+    for f in files:
+        offset = 0
+        while offset < f.rows:
+            while room == 0:
+                shard += 1
+                room = targets[shard]
+            take = min(room, f.rows - offset)
+            plan[shard].append(InputSlice(key=f.key, offset=offset, rows=take))
+            offset += take
+            room -= take
+    return plan

@@ -1,0 +1,437 @@
+"""Creating, starting, cancelling, deleting and showing jobs. Functions flush; routes commit."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pyarrow as pa
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from runbatch.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    InvalidArgumentError,
+    NotFoundError,
+    OutputExistsError,
+)
+from runbatch.identifiers import parse_qualified_name, qualified
+from runbatch.ml.model._signatures.core import ModelSignature
+from runbatch.ml.model._signatures.validate import resolve_params, validate_params
+from runbatch.ml.model.batch import SaveMode
+from runbatch.stage.paths import StagePath, parse_stage_path
+from runbatch.wire.jobs import JobCreate, JobPublic, LogLine, ShardPublic, StageInput, UploadInput
+from server.auth.tokens import Principal
+from server.control_plane import ControlPlane
+from server.db.tables import JobLogRow, JobRow, SchemaRow, ShardRow, utcnow
+from server.jobs import validation
+from server.jobs.planner import InputFile, list_input_files, plan_slices
+from server.jobs.states import (
+    TERMINAL_JOB_STATUSES,
+    JobPhase,
+    JobStatus,
+    ShardState,
+    transition_job,
+    transition_shard,
+)
+from server.registry import service as registry
+from server.resources import service as resources
+from server.stages import service as stages
+
+__all__ = [
+    "append_logs",
+    "cancel_job",
+    "create_job",
+    "delete_job",
+    "get_job",
+    "job_public",
+    "list_jobs",
+    "read_logs",
+    "shard_public",
+    "start_job",
+]
+
+DEFAULT_JOB_PREFIX = "BATCH_INFERENCE"
+
+
+def _generated_name(prefix: str) -> str:
+    return f"{prefix}_{str(uuid.uuid4()).replace('-', '_').upper()}"
+
+
+def _job_namespace(
+    session: Session, job_spec_name: str | None, prefix: str | None, model_db: str, model_schema: str
+) -> tuple[SchemaRow, str]:
+    """Job name and schema: ``job_name`` may be qualified; db and schema default to the model's."""
+    raw = job_spec_name if job_spec_name is not None else prefix
+    parts = parse_qualified_name(raw) if raw is not None else [DEFAULT_JOB_PREFIX]
+    db, sch = model_db, model_schema
+    if len(parts) == 3:
+        db, sch = parts[0], parts[1]
+    elif len(parts) == 2:
+        sch = parts[0]
+    name = parts[-1] if job_spec_name is not None else _generated_name(parts[-1])
+    return resources.get_schema(session, db, sch), name
+
+
+def _enforce_save_mode(
+    cp: ControlPlane, session: Session, output: StagePath, shown: str, mode: SaveMode
+) -> None:
+    resolved = stages.resolve_stage_path(session, cp.storage, output)
+    existing = cp.storage.list(resolved.key + "/")
+    if not existing:
+        return
+    if mode is SaveMode.ERROR:
+        raise OutputExistsError(
+            f"Output stage location '{shown}' is not empty. Found {len(existing)} existing files. When using ERROR "
+            "mode, the output location must be empty. Please clear the existing files or use OVERWRITE mode."
+        )
+    cp.storage.delete_prefix(resolved.key + "/")
+
+
+def create_job(session: Session, cp: ControlPlane, principal: Principal, body: JobCreate) -> JobRow:
+    """Validate everything knowable before compute starts, then record the job (and plan it if it can)."""
+    ref = body.model
+    version = registry.get_version(session, ref.database, ref.schema_, ref.name, ref.version)
+    fqmn = qualified(ref.database, ref.schema_, ref.name)
+    functions = registry.functions_of(version.spec)
+    input_spec, job_spec, output_spec = body.input_spec, body.job_spec, body.output_spec
+
+    if input_spec.partition_column and version.model_type == "huggingface_pipeline":
+        validation.check_partitioning(input_spec, functions[0], version.model_type)
+    validation.check_gpu_runtime(job_spec, version.spec, fqmn, version.name)
+    engine = validation.check_engine(
+        body.inference_engine_options, version.model_type, version.spec, functions, job_spec.gpu_requests
+    )
+    fn = validation.resolve_function(functions, job_spec.function_name, fqmn, version.name)
+    validation.check_partitioning(input_spec, fn, version.model_type)
+    if input_spec.partition_column is not None:
+        raise InvalidArgumentError(
+            "partition_column is not supported by this runbatch version yet; run without partition_column."
+        )
+    validation.check_resources(job_spec)
+    pool = resources.get_compute_pool(session, body.compute_pool)
+    if job_spec.gpu_requests is not None and not resources.is_gpu_family(pool.instance_family):
+        raise InvalidArgumentError(
+            f"gpu_requests={job_spec.gpu_requests} needs a GPU compute pool, but {pool.name} has instance family "
+            f"{pool.instance_family}. Use SYSTEM_COMPUTE_POOL_GPU or a pool with a GPU_NV_* family."
+        )
+    signature = ModelSignature.from_dict(fn.signature)
+    validate_params(input_spec.params, signature.params)
+    params = resolve_params(input_spec.params, signature.params)
+
+    job_schema, job_name = _job_namespace(
+        session, job_spec.job_name, job_spec.job_name_prefix, ref.database, ref.schema_
+    )
+    if session.scalars(
+        select(JobRow.id).where(
+            JobRow.schema_id == job_schema.id, JobRow.name == job_name, JobRow.deleted_at.is_(None)
+        )
+    ).first():
+        raise AlreadyExistsError(
+            f"Job {qualified(job_schema.database.name, job_schema.name, job_name)} already exists. Choose another "
+            "job_name, or delete the old job with delete_job()."
+        )
+
+    ctx = {"database": body.database, "schema": body.schema_}
+    if output_spec.base_stage_location is not None:
+        output = parse_stage_path(output_spec.base_stage_location, **ctx).child(job_name)
+    else:
+        assert output_spec.stage_location is not None
+        output = parse_stage_path(output_spec.stage_location, **ctx)
+    shown_output = (output_spec.stage_location or output.as_dir()).rstrip("/") + "/"
+    _enforce_save_mode(cp, session, output, shown_output, output_spec.mode)
+
+    where = f"function {fn.name} of model {fqmn} version {version.name}"
+    case_sensitive = bool(
+        ((version.spec.get("method_options") or {}).get(fn.target_method) or {}).get("case_sensitive")
+    )
+    column_handling = {k: dict(v) for k, v in (input_spec.column_handling or {}).items()}
+    files: list[InputFile] | None = None
+    if isinstance(body.input, StageInput):
+        location = parse_stage_path(body.input.location, **ctx)
+        resolved_in = stages.resolve_stage_path(session, cp.storage, location)
+        if location.contains(output) or output.contains(location):
+            raise InvalidArgumentError(
+                f"The output location {output.as_dir()} overlaps the input location {location.as_dir()}; write the "
+                "output to a folder outside the input."
+            )
+        files = list_input_files(cp.storage, resolved_in.key, body.input.pattern, location.as_dir())
+        if not files:
+            raise InvalidArgumentError(
+                f"No Parquet input files found under {location.as_dir()}"
+                + (f" matching pattern {body.input.pattern!r}." if body.input.pattern else ".")
+            )
+        schema = files[0].schema
+        for f in files[1:]:
+            if not f.schema.equals(schema):
+                raise InvalidArgumentError(
+                    f"Input files do not share one schema: {f.key.rsplit('/', 1)[-1]} has {f.schema} but the first file "
+                    f"has {schema}."
+                )
+        input_location = location.as_dir()
+        input_key = resolved_in.key
+    else:
+        assert isinstance(body.input, UploadInput)
+        schema = pa.schema([pa.field(c.name, _parse_type(c.type)) for c in body.input.columns])
+        input_location = output.child("_temporary/input").as_dir()
+        input_key = output.child("_temporary/input").key
+
+    feature_columns = validation.match_columns(
+        signature.inputs, schema, case_sensitive=case_sensitive, column_handling=column_handling, where=where
+    )
+    output_key = output.key
+    spec: dict[str, Any] = {
+        "request": body.model_dump(mode="json", by_alias=True),
+        "model": {
+            "database": ref.database,
+            "schema": ref.schema_,
+            "name": ref.name,
+            "version": version.name,
+            "artifact_key": version.artifact_key,
+            "model_type": version.model_type,
+        },
+        "function": {
+            "name": fn.name,
+            "target_method": fn.target_method,
+            "signature": fn.signature,
+            "function_type": fn.target_method_function_type,
+            "partitioned": fn.is_partitioned,
+        },
+        "params": params,
+        "feature_columns": feature_columns,
+        "column_handling": column_handling or None,
+        "input_key": input_key,
+        "input_columns": schema.names,
+        "output_key": output_key,
+        "temporary_key": f"{output_key}/_temporary",
+        "engine": engine,
+        "context": ctx,
+    }
+    job = JobRow(
+        schema_id=job_schema.id,
+        name=job_name,
+        status=JobStatus.PENDING,
+        owner=principal.name,
+        phase=JobPhase.AWAITING_INPUT if files is None else JobPhase.QUEUED,
+        compute_pool=pool.name,
+        model_name=fqmn,
+        version_name=version.name,
+        function_name=fn.target_method,
+        spec=spec,
+        output_location=output.as_dir(),
+        input_location=input_location,
+        replicas=job_spec.replicas or 1,
+        message="",
+    )
+    session.add(job)
+    session.flush()
+    if files is not None:
+        _plan(session, cp, job, files)
+    return job
+
+
+def _parse_type(text: str) -> pa.DataType:
+    try:
+        return pa.type_for_alias(text)
+    except ValueError:
+        pass
+    if text.startswith(("list<", "large_list<")):
+        inner = text[text.index("<") + 1 : -1].split(":", 1)[-1].strip()
+        return pa.list_(_parse_type(inner))
+    if text.startswith("timestamp["):
+        unit = text[len("timestamp[") :].split(",")[0].rstrip("]")
+        return pa.timestamp(unit)
+    raise InvalidArgumentError(f"Unknown column type {text!r} in the job's input schema.")
+
+
+def _plan(session: Session, cp: ControlPlane, job: JobRow, files: list[InputFile]) -> None:
+    slices = plan_slices(files, job.replicas)
+    job.rows_total = sum(f.rows for f in files)
+    job.input_ready_at = utcnow()
+    for index, shard_slices in enumerate(slices):
+        job.shards.append(
+            ShardRow(
+                index=index,
+                state=ShardState.PENDING,
+                attempt=0,
+                max_attempts=cp.settings.max_shard_attempts,
+                slices=[s.model_dump() for s in shard_slices],
+                rows_total=sum(s.rows for s in shard_slices),
+            )
+        )
+    session.flush()
+
+
+def start_job(session: Session, cp: ControlPlane, job: JobRow) -> None:
+    """The client finished uploading the input: check it and plan the shards."""
+    if job.phase != JobPhase.AWAITING_INPUT:
+        raise ConflictError(f"Job {job.name} is not waiting for input (phase {job.phase}).")
+    spec = job.spec
+    files = list_input_files(cp.storage, spec["input_key"], None, job.input_location)
+    if not files:
+        raise InvalidArgumentError(
+            f"No input was uploaded to {job.input_location}; upload Parquet files, then start."
+        )
+    declared = spec["input_columns"]
+    for f in files:
+        if f.schema.names != declared:
+            raise InvalidArgumentError(
+                f"Uploaded input has columns {f.schema.names}, but the job was created for {declared}."
+            )
+    _plan(session, cp, job, files)
+    job.phase = JobPhase.QUEUED
+
+
+def get_job(session: Session, database: str, schema: str, name: str) -> JobRow:
+    sch = session.scalars(
+        select(SchemaRow)
+        .join(SchemaRow.database)
+        .where(SchemaRow.name == schema, SchemaRow.database.has(name=database))
+    ).one_or_none()
+    job = None
+    if sch is not None:
+        job = session.scalars(
+            select(JobRow).where(JobRow.schema_id == sch.id, JobRow.name == name, JobRow.deleted_at.is_(None))
+        ).one_or_none()
+    if job is None:
+        raise NotFoundError(f"Job {qualified(database, schema, name)} does not exist or not authorized.")
+    return job
+
+
+def list_jobs(
+    session: Session, *, database: str | None, schema: str | None, status: str | None, limit: int, offset: int
+) -> tuple[list[JobRow], int]:
+    query = select(JobRow).where(JobRow.deleted_at.is_(None))
+    if database is not None or schema is not None:
+        query = query.join(JobRow.schema)
+        if schema is not None:
+            query = query.where(SchemaRow.name == schema)
+        if database is not None:
+            query = query.where(SchemaRow.database.has(name=database))
+    if status is not None:
+        query = query.where(JobRow.status == status)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    query = query.order_by(JobRow.created_at.desc(), JobRow.id).offset(offset)
+    if limit > 0:
+        query = query.limit(limit)
+    return list(session.scalars(query)), total
+
+
+def cancel_job(session: Session, job: JobRow) -> None:
+    """Ask a job to stop: pending shards end now, running ones when their runner hears of it."""
+    if job.status in TERMINAL_JOB_STATUSES or job.status == JobStatus.CANCELLING:
+        return
+    transition_job(session, job.id, from_={JobStatus.PENDING, JobStatus.RUNNING}, to=JobStatus.CANCELLING)
+    for shard in job.shards:
+        if shard.state == ShardState.PENDING:
+            transition_shard(
+                session, shard.id, from_={ShardState.PENDING}, to=ShardState.CANCELLED, finished_at=utcnow()
+            )
+    session.flush()
+    session.refresh(job)
+
+
+def delete_job(session: Session, job: JobRow) -> bool:
+    """Delete a job; a running one is cancelled first. Returns True when it ended right away."""
+    now = utcnow()
+    if job.status not in TERMINAL_JOB_STATUSES:
+        cancel_job(session, job)
+        job.deleted_at = now
+        session.flush()
+        return False
+    transition_job(
+        session,
+        job.id,
+        from_=set(TERMINAL_JOB_STATUSES - {JobStatus.DELETED}),
+        to=JobStatus.DELETED,
+        deleted_at=now,
+    )
+    session.execute(JobLogRow.__table__.delete().where(JobLogRow.job_id == job.id))
+    session.flush()
+    return True
+
+
+def job_public(job: JobRow) -> JobPublic:
+    counts: dict[str, int] = {}
+    rows_done = rows_failed = 0
+    for shard in job.shards:
+        counts[shard.state] = counts.get(shard.state, 0) + 1
+        rows_done += shard.rows_done
+        rows_failed += shard.rows_failed
+    schema = job.schema
+    return JobPublic(
+        uuid=job.id,
+        id=qualified(schema.database.name, schema.name, job.name),
+        database_name=schema.database.name,
+        schema_name=schema.name,
+        name=job.name,
+        status=job.status,
+        phase=job.phase,
+        message=job.message,
+        owner=job.owner,
+        compute_pool=job.compute_pool,
+        model_name=job.model_name,
+        version_name=job.version_name,
+        function_name=job.function_name,
+        output_location=job.output_location,
+        input_location=job.input_location,
+        replicas=job.replicas,
+        rows_total=job.rows_total,
+        rows_done=rows_done,
+        rows_failed=rows_failed,
+        shards_total=len(job.shards),
+        shards_done=counts.get(ShardState.DONE, 0),
+        shards_failed=counts.get(ShardState.FAILED, 0),
+        created_at=job.created_at,
+        input_ready_at=job.input_ready_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        spec=job.spec["request"],
+    )
+
+
+def shard_public(shard: ShardRow) -> ShardPublic:
+    return ShardPublic(
+        id=shard.id,
+        index=shard.index,
+        state=shard.state,
+        attempt=shard.attempt,
+        max_attempts=shard.max_attempts,
+        rows_total=shard.rows_total,
+        rows_done=shard.rows_done,
+        rows_failed=shard.rows_failed,
+        worker=shard.worker,
+        heartbeat_at=shard.heartbeat_at,
+        started_at=shard.started_at,
+        finished_at=shard.finished_at,
+        message=shard.message,
+    )
+
+
+_MAX_LOG_LINES_PER_INSTANCE = 20_000
+
+
+def append_logs(
+    session: Session, job_id: uuid.UUID, instance_id: int, attempt: int, lines: list[str]
+) -> None:
+    now = utcnow()
+    session.add_all(
+        JobLogRow(job_id=job_id, instance_id=instance_id, attempt=attempt, logged_at=now, line=line[:10_000])
+        for line in lines[:_MAX_LOG_LINES_PER_INSTANCE]
+    )
+    session.flush()
+
+
+def read_logs(session: Session, job: JobRow, *, instance_id: int | None, limit: int) -> list[LogLine]:
+    query = select(JobLogRow).where(JobLogRow.job_id == job.id)
+    if instance_id is not None:
+        query = query.where(JobLogRow.instance_id == instance_id)
+    if limit > 0:
+        rows = list(session.scalars(query.order_by(JobLogRow.id.desc()).limit(limit)))[::-1]
+    else:
+        rows = list(session.scalars(query.order_by(JobLogRow.id)))
+    return [
+        LogLine(instance_id=r.instance_id, attempt=r.attempt, logged_at=r.logged_at, line=r.line)
+        for r in rows
+    ]

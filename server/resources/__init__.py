@@ -1,0 +1,1 @@
+"""Databases, schemas and compute pools."""

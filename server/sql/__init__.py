@@ -1,0 +1,1 @@
+"""SQL statements: the control statements here, queries through sqlglot and DuckDB later."""

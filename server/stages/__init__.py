@@ -1,0 +1,1 @@
+"""Named stages and their files."""

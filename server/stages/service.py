@@ -1,0 +1,151 @@
+"""Stages: rows in the metadata database, files under ``stages/<db>/<schema>/<stage>/`` in storage."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from email.utils import format_datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from runbatch.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
+from runbatch.identifiers import qualified
+from runbatch.stage.paths import StagePath, name_key, stage_root_key
+from runbatch.stage.storage import FileEntry, Storage
+from runbatch.wire.resources import StageFilePublic
+from server.db.tables import StageRow
+from server.resources.service import get_schema
+
+__all__ = [
+    "ResolvedStage",
+    "create_stage",
+    "drop_stage",
+    "get_stage",
+    "list_files",
+    "list_stages",
+    "name_key",
+    "resolve_stage_path",
+    "stage_root_key",
+]
+
+
+@dataclass(frozen=True)
+class ResolvedStage:
+    """A stage path with the storage its files live in."""
+
+    path: StagePath
+    storage: Storage
+    root_key: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.root_key}/{self.path.path}" if self.path.path else self.root_key
+
+    def key_for(self, relative_to_stage: str) -> str:
+        return f"{self.root_key}/{relative_to_stage}" if relative_to_stage else self.root_key
+
+    def relative(self, key: str) -> str:
+        """The path of a storage key relative to the stage root."""
+        return key[len(self.root_key) + 1 :]
+
+
+def get_stage(session: Session, database: str, schema: str, name: str) -> StageRow:
+    sch = get_schema(session, database, schema)
+    row = session.scalars(
+        select(StageRow).where(StageRow.schema_id == sch.id, StageRow.name == name)
+    ).one_or_none()
+    if row is None:
+        raise NotFoundError(f"Stage '{qualified(database, schema, name)}' does not exist or not authorized.")
+    return row
+
+
+def list_stages(session: Session, database: str, schema: str) -> list[StageRow]:
+    sch = get_schema(session, database, schema)
+    return list(session.scalars(select(StageRow).where(StageRow.schema_id == sch.id).order_by(StageRow.name)))
+
+
+def create_stage(
+    session: Session,
+    database: str,
+    schema: str,
+    name: str,
+    *,
+    owner: str,
+    comment: str | None = None,
+    if_not_exists: bool = False,
+    or_replace: bool = False,
+) -> tuple[StageRow, bool]:
+    """Create an internal stage. With OR REPLACE the caller purges the old files after commit."""
+    sch = get_schema(session, database, schema)
+    existing = session.scalars(
+        select(StageRow).where(StageRow.schema_id == sch.id, StageRow.name == name)
+    ).one_or_none()
+    if existing is not None:
+        if if_not_exists:
+            return existing, False
+        if not or_replace:
+            raise AlreadyExistsError(f"Stage '{qualified(database, schema, name)}' already exists.")
+        session.delete(existing)
+        session.flush()
+    row = StageRow(schema_id=sch.id, name=name, owner=owner, comment=comment)
+    session.add(row)
+    session.flush()
+    return row, True
+
+
+def drop_stage(session: Session, database: str, schema: str, name: str, *, if_exists: bool = False) -> bool:
+    try:
+        row = get_stage(session, database, schema, name)
+    except NotFoundError:
+        if if_exists:
+            return False
+        raise
+    session.delete(row)
+    session.flush()
+    return True
+
+
+def resolve_stage_path(session: Session, storage: Storage, path: StagePath) -> ResolvedStage:
+    get_stage(session, path.database, path.schema, path.stage)
+    return ResolvedStage(path, storage, stage_root_key(path.database, path.schema, path.stage))
+
+
+def list_files(
+    stage: ResolvedStage, *, prefix_is_dir: bool, pattern: str | None = None, with_md5: bool = True
+) -> list[StageFilePublic]:
+    """Rows of ``LIST``: ``stage/path`` names (stage in lower case, as Snowflake prints them)."""
+    prefix = stage.key + "/" if (prefix_is_dir or not stage.path.path) else stage.key
+    regex = _compile_pattern(pattern)
+    rows: list[StageFilePublic] = []
+    for entry in stage.storage.list(prefix):
+        rel = stage.relative(entry.key)
+        if _is_internal(rel):
+            continue
+        if regex is not None and not regex.fullmatch(rel):
+            continue
+        rows.append(_file_row(stage, entry, rel, with_md5))
+    return rows
+
+
+def _is_internal(rel: str) -> bool:
+    # Half-written uploads live next to their final name until renamed.
+    return ".__tmp_" in rel.rsplit("/", 1)[-1]
+
+
+def _compile_pattern(pattern: str | None) -> re.Pattern[str] | None:
+    if pattern is None:
+        return None
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise InvalidArgumentError(f"PATTERN {pattern!r} is not a valid regular expression: {exc}.") from None
+
+
+def _file_row(stage: ResolvedStage, entry: FileEntry, rel: str, with_md5: bool) -> StageFilePublic:
+    return StageFilePublic(
+        name=f"{stage.path.stage.lower()}/{rel}",
+        size=entry.size,
+        md5=stage.storage.md5(entry) if with_md5 else "",
+        last_modified=format_datetime(entry.last_modified, usegmt=True),
+    )

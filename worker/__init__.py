@@ -1,0 +1,1 @@
+"""Workers: claim shards, start runtimes (processes or containers), watch them, report."""

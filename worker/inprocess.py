@@ -1,0 +1,70 @@
+"""The embedded default's dispatcher: worker threads in the control plane's own process."""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import socket
+import threading
+import uuid
+
+from runbatch.client import ControlPlaneClient
+from runbatch.errors import RunbatchError
+from worker.executors.base import Executor
+from worker.settings import WorkerSettings
+from worker.shard_runner import ShardRunner
+
+__all__ = ["InProcessDispatcher"]
+
+log = logging.getLogger("runbatch.worker")
+
+
+class InProcessDispatcher:
+    """Implements the control plane's Dispatcher with ``settings.slots`` threads running shards."""
+
+    def __init__(self, settings: WorkerSettings, executor: Executor) -> None:
+        self.settings = settings
+        self.executor = executor
+        self._queue: queue.Queue[uuid.UUID | None] = queue.Queue()
+        self._threads: list[threading.Thread] = []
+        self._runner: ShardRunner | None = None
+        self._client: ControlPlaneClient | None = None
+
+    def start(self, api_url: str, token: str, env: dict[str, str]) -> None:
+        self._client = ControlPlaneClient(api_url, token)
+        name = f"{socket.gethostname()}:{os.getpid()}"
+        self._runner = ShardRunner(self._client, self.executor, self.settings, name, env)
+        for i in range(self.settings.slots):
+            thread = threading.Thread(target=self._loop, name=f"runbatch-slot-{i}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        try:
+            for shard in self._client.pending_shards():
+                self._queue.put(uuid.UUID(str(shard["id"])))
+        except RunbatchError as exc:
+            log.warning("could not pick up queued shards: %s", exc)
+
+    def dispatch(self, pool: str, shard_ids: list[uuid.UUID]) -> None:
+        for shard_id in shard_ids:
+            self._queue.put(shard_id)
+
+    def _loop(self) -> None:
+        assert self._runner is not None
+        # Runtimes of concurrent shards share the cores: give each its share of BLAS threads.
+        threads = max(1, (os.cpu_count() or 1) // self.settings.slots)
+        while (shard_id := self._queue.get()) is not None:
+            try:
+                self._runner.run(shard_id, threads=threads)
+            except Exception:
+                log.exception("running shard %s failed in the worker", shard_id)
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            self._runner.kill_all()
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join(timeout=10)
+        if self._client is not None:
+            self._client.close()

@@ -1,0 +1,35 @@
+"""WorkerSettings: every knob of a worker process (or of the in-process worker of the embedded default)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["WorkerSettings"]
+
+
+class WorkerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RUNBATCH_", extra="ignore")
+
+    executor: str = Field(
+        default="process", description="How runtimes start: 'process' (subprocess per shard)."
+    )
+    slots: int = Field(
+        default_factory=lambda: max(2, os.cpu_count() or 1),
+        description="How many shards this worker runs at once.",
+    )
+    heartbeat_interval_s: float = Field(
+        default=2.0, description="How often a running shard's heartbeat is sent."
+    )
+    log_flush_interval_s: float = Field(
+        default=0.5, description="How often runtime output is shipped to job logs."
+    )
+    cache_dir: Path | None = Field(
+        default=None, description="Host cache for model versions; default $RUNBATCH_HOME/cache."
+    )
+    python: str | None = Field(
+        default=None, description="Python interpreter for runtime processes; default the worker's own."
+    )

@@ -1,0 +1,197 @@
+"""run_shard: claim -> launch -> watch (logs, heartbeats, cancel) -> report. A plain function.
+
+Celery tasks and the in-process dispatcher both call it; it is safe to call twice for one
+shard (the claim is a compare-and-set), which is what at-least-once delivery needs.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import signal
+import threading
+import uuid
+
+from runbatch.client import ControlPlaneClient
+from runbatch.errors import ConflictError, RunbatchError
+from runbatch.runtime import EXIT_CANCELLED, EXIT_OK, EXIT_REPORTED_FAILURE
+from worker.executors.base import Executor, LaunchSpec, RuntimeHandle
+from worker.settings import WorkerSettings
+
+__all__ = ["ShardRunner"]
+
+log = logging.getLogger("runbatch.worker")
+
+
+class _LogShipper:
+    """Batches runtime output lines into the job's logs."""
+
+    def __init__(
+        self, client: ControlPlaneClient, shard_id: uuid.UUID, attempt: int, interval: float
+    ) -> None:
+        self.client, self.shard_id, self.attempt = client, shard_id, attempt
+        self._lines: list[str] = []
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._interval = interval
+        self._thread = threading.Thread(target=self._loop, name="log-shipper", daemon=True)
+        self._thread.start()
+
+    def add(self, line: str) -> None:
+        with self._lock:
+            self._lines.append(line)
+
+    def _flush(self) -> None:
+        with self._lock:
+            lines, self._lines = self._lines, []
+        if lines:
+            try:
+                self.client.append_logs(self.shard_id, self.attempt, lines)
+            except RunbatchError as exc:
+                log.warning("could not ship %d log lines: %s", len(lines), exc)
+
+    def _loop(self) -> None:
+        while not self._done.wait(self._interval):
+            self._flush()
+
+    def close(self) -> None:
+        self._done.set()
+        self._thread.join(timeout=10)
+        self._flush()
+
+
+class _Heartbeat:
+    """Beats for the shard while its runtime lives; kills the runtime when told to stop."""
+
+    def __init__(
+        self,
+        client: ControlPlaneClient,
+        shard_id: uuid.UUID,
+        attempt: int,
+        interval: float,
+        handle: RuntimeHandle,
+    ) -> None:
+        self.client, self.shard_id, self.attempt, self.handle = client, shard_id, attempt, handle
+        self.stopped_on_request = False
+        self._done = threading.Event()
+        self._interval = interval
+        self._thread = threading.Thread(target=self._loop, name="heartbeat", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._done.wait(self._interval):
+            try:
+                ack = self.client.heartbeat(self.shard_id, self.attempt)
+            except RunbatchError as exc:
+                log.warning("heartbeat for shard %s failed: %s", self.shard_id, exc)
+                continue
+            if ack.cancel:
+                self.stopped_on_request = True
+                self.handle.kill()
+                return
+
+    def close(self) -> None:
+        self._done.set()
+        self._thread.join(timeout=10)
+
+
+def describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        hint = " (killed: out of memory, or stopped by the host)" if -code == signal.SIGKILL else ""
+        return f"The runtime was killed by {name}{hint}."
+    return f"The runtime exited with code {code}."
+
+
+class ShardRunner:
+    def __init__(
+        self,
+        client: ControlPlaneClient,
+        executor: Executor,
+        settings: WorkerSettings,
+        name: str,
+        env: dict[str, str],
+    ) -> None:
+        self.client = client
+        self.executor = executor
+        self.settings = settings
+        self.name = name
+        self.env = env
+        self._running: dict[uuid.UUID, RuntimeHandle] = {}
+        self._lock = threading.Lock()
+
+    def kill_all(self) -> None:
+        with self._lock:
+            handles = list(self._running.values())
+        for handle in handles:
+            handle.kill()
+
+    def run(self, shard_id: uuid.UUID, *, threads: int | None = None) -> None:
+        try:
+            assignment = self.client.claim_shard(shard_id, self.name)
+        except ConflictError as exc:
+            log.info("not running shard %s: %s", shard_id, exc)
+            return
+        work = assignment.work
+        shipper = _LogShipper(self.client, shard_id, work.attempt, self.settings.log_flush_interval_s)
+        shipper.add(
+            f"[runbatch] worker {self.name} starting shard {work.index} of job {work.job_name}, attempt {work.attempt}."
+        )
+        env = dict(self.env)
+        env.update(
+            RUNBATCH_API_URL=self.client.base_url,
+            RUNBATCH_SHARD_ID=str(shard_id),
+            RUNBATCH_SHARD_TOKEN=assignment.token,
+        )
+        tail: collections.deque[str] = collections.deque(maxlen=20)
+        try:
+            handle = self.executor.launch(
+                LaunchSpec(
+                    job_name=work.job_name,
+                    shard_index=work.index,
+                    attempt=work.attempt,
+                    env=env,
+                    cpu_requests=work.cpu_requests,
+                    memory_requests=work.memory_requests,
+                    threads=threads,
+                )
+            )
+        except Exception as exc:
+            shipper.close()
+            self._report(
+                shard_id, work.attempt, -1, f"The runtime could not be started: {exc}", retryable=True
+            )
+            return
+        with self._lock:
+            self._running[shard_id] = handle
+        beat = _Heartbeat(self.client, shard_id, work.attempt, self.settings.heartbeat_interval_s, handle)
+        try:
+            for line in handle.lines():
+                shipper.add(line)
+                tail.append(line)
+            code = handle.wait()
+        finally:
+            beat.close()
+            with self._lock:
+                self._running.pop(shard_id, None)
+        if code in (EXIT_OK, EXIT_REPORTED_FAILURE):
+            message, retryable = "The runtime exited without reporting a result.", True
+        elif code == EXIT_CANCELLED or beat.stopped_on_request:
+            message, retryable = "Stopped on request.", False
+        else:
+            last = next((line for line in reversed(tail) if line.strip()), "")
+            message, retryable = describe_exit(code) + (f" Last output: {last}" if last else ""), True
+        if code not in (EXIT_OK, EXIT_REPORTED_FAILURE):
+            shipper.add(f"[runbatch] {message}")
+        shipper.close()
+        # Ends a still-running attempt, or marks the runtime's own report (done or failed) finished.
+        self._report(shard_id, work.attempt, code, message, retryable=retryable)
+
+    def _report(self, shard_id: uuid.UUID, attempt: int, code: int, message: str, *, retryable: bool) -> None:
+        try:
+            self.client.shard_exit(shard_id, attempt, code, message, retryable=retryable)
+        except RunbatchError as exc:
+            log.warning("could not report the end of shard %s: %s (the reaper will)", shard_id, exc)
