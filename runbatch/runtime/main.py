@@ -152,4 +152,4 @@ def main() -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    return run(RuntimeSettings())  # type: ignore[call-arg]
+    return run(RuntimeSettings())

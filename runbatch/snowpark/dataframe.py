@@ -108,9 +108,26 @@ class DataFrame:
         return [Row._with_fields(names, [r[n] for n in names]) for r in table.to_pylist()]
 
     def to_pandas(self) -> pd.DataFrame:
-        return self._arrow().to_pandas()
+        frame: pd.DataFrame = self._arrow().to_pandas()
+        return frame
 
     toPandas = to_pandas
+
+    def limit(self, n: int) -> DataFrame:
+        """The first ``n`` rows (stage files are read only until ``n`` rows are in hand)."""
+        plan = self._plan
+        if isinstance(plan, StageFiles):
+            tables, rows = [], 0
+            for path in self._stage_files():
+                if rows >= n:
+                    break
+                table = self._read_stage_file(path)
+                tables.append(table)
+                rows += table.num_rows
+            head = pa.concat_tables(tables).slice(0, n) if tables else pa.table({})
+        else:
+            head = self._arrow().slice(0, n)
+        return DataFrame(self._session, LocalRows(head))
 
     def count(self) -> int:
         plan = self._plan
@@ -137,7 +154,8 @@ class DataFrame:
         table = self._arrow().slice(0, n)
         headers = [f'"{name}"' for name in table.column_names]
         body = [[_cell(v, max_width) for v in row.values()] for row in table.to_pylist()]
-        widths = [max([len(h)] + [len(r[i]) for r in body]) for i, h in enumerate(headers)]
+        # Snowpark pads every column by two spaces beyond its widest value.
+        widths = [max([len(h)] + [len(r[i]) for r in body]) + 2 for i, h in enumerate(headers)]
         line = "-" * (sum(widths) + len(widths) + 1)
         fmt = "|" + "|".join(f"{{:<{w}}}" for w in widths) + "|"
         return "\n".join([line, fmt.format(*headers), line, *(fmt.format(*r) for r in body), line, ""])

@@ -196,7 +196,7 @@ def open_storage(config: StorageConfig | str, **_: Any) -> Storage:
     parsed = urlparse(url)
     if parsed.scheme in ("", "file"):
         root = parsed.path if parsed.scheme else url
-        if not os.path.isabs(root):
+        if parsed.netloc not in ("", "localhost") or not os.path.isabs(root):
             raise InvalidArgumentError(f"The storage URL {url!r} must be an absolute path (file:///dir).")
         os.makedirs(root, exist_ok=True)
         return Storage(root)

@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from runbatch.errors import (
@@ -117,8 +117,9 @@ def create_job(session: Session, cp: ControlPlane, principal: Principal, body: J
             f"{pool.instance_family}. Use SYSTEM_COMPUTE_POOL_GPU or a pool with a GPU_NV_* family."
         )
     signature = ModelSignature.from_dict(fn.signature)
-    validate_params(input_spec.params, signature.params)
-    params = resolve_params(input_spec.params, signature.params)
+    with validation.as_invalid_argument():
+        validate_params(input_spec.params, signature.params)
+        params = resolve_params(input_spec.params, signature.params)
 
     job_schema, job_name = _job_namespace(
         session, job_spec.job_name, job_spec.job_name_prefix, ref.database, ref.schema_
@@ -347,7 +348,7 @@ def delete_job(session: Session, job: JobRow) -> bool:
         to=JobStatus.DELETED,
         deleted_at=now,
     )
-    session.execute(JobLogRow.__table__.delete().where(JobLogRow.job_id == job.id))
+    session.execute(delete(JobLogRow).where(JobLogRow.job_id == job.id))
     session.flush()
     return True
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -14,6 +16,7 @@ from runbatch.ml.model.inference_engine import VLLM_SUPPORTED_TASKS, InferenceEn
 from runbatch.wire.registry import FunctionPublic
 
 __all__ = [
+    "as_invalid_argument",
     "check_engine",
     "check_gpu_runtime",
     "check_partitioning",
@@ -21,6 +24,17 @@ __all__ = [
     "match_columns",
     "resolve_function",
 ]
+
+
+@contextlib.contextmanager
+def as_invalid_argument() -> Iterator[None]:
+    """Snowflake's validation helpers raise plain ValueError/TypeError; keep the message, answer 400."""
+    try:
+        yield
+    except InvalidArgumentError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise InvalidArgumentError(str(exc)) from None
 
 
 def resolve_function(

@@ -315,13 +315,18 @@ def _extract(storage: Storage, prefix: str, upload: ArtifactUpload) -> dict[str,
                 wanted[rel] = data
                 storage.write_bytes(key, data)
             else:
-                storage.write_stream(key, iter(lambda s=source: s.read(1 << 20), b""))
+                storage.write_stream(key, _chunks(source))
     missing = [k for k, v in wanted.items() if not v]
     if missing:
         raise InvalidArgumentError(
             f"The model archive lacks {', '.join(missing)}; it was not made by log_model."
         )
     return wanted
+
+
+def _chunks(source: IO[bytes]) -> Iterator[bytes]:
+    while chunk := source.read(1 << 20):
+        yield chunk
 
 
 def add_version(

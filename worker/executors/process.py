@@ -30,11 +30,15 @@ class ProcessHandle:
 
     def lines(self) -> Iterator[str]:
         assert self._proc.stdout is not None
-        for line in self._proc.stdout:
-            yield line.rstrip("\n")
+        with self._proc.stdout:
+            for line in self._proc.stdout:
+                yield line.rstrip("\n")
 
     def wait(self) -> int:
-        return self._proc.wait()
+        code = self._proc.wait()
+        if self._proc.stdout is not None and not self._proc.stdout.closed:
+            self._proc.stdout.close()
+        return code
 
     def kill(self) -> None:
         # The runtime is a session leader: kill its whole group (BLAS helpers, fetch threads' children).

@@ -65,7 +65,7 @@ def submit_batch(
     inference_engine_options: dict[str, Any] | None,
 ) -> MLJob[Any]:
     from runbatch.ml.jobs import MLJob
-    from runbatch.snowpark.dataframe import DataFrame, LocalRows, StageFiles
+    from runbatch.snowpark.dataframe import DataFrame, StageFiles
 
     if not isinstance(output_spec, OutputSpec):
         raise InvalidArgumentError(
@@ -78,18 +78,17 @@ def submit_batch(
         engine["engine"] = InferenceEngine.from_value(engine["engine"]).value
     conn = mv._conn
     db, sch, model, version = mv._key
+    plan: Any = None
     if isinstance(X, pd.DataFrame):
         table: pa.Table | None = pa.Table.from_pandas(X, preserve_index=False)
-        plan: Any = None
     elif isinstance(X, DataFrame):
         plan = X._plan
-        table = plan.table if isinstance(plan, LocalRows) else None
+        # Stage Parquet is read where it lies; anything else is materialized and uploaded.
+        table = None if isinstance(plan, StageFiles) else X._arrow()
     else:
         raise InvalidArgumentError(
             f"X must be a runbatch DataFrame or a pandas DataFrame, not {type(X).__name__}."
         )
-    if table is None and not isinstance(plan, StageFiles):
-        table = X._arrow()  # type: ignore[union-attr]
     _check_output(mv, output_spec)
     if table is not None:
         source: StageInput | UploadInput = UploadInput(
@@ -100,7 +99,7 @@ def submit_batch(
     body = JobCreate(
         database=conn.database,
         schema=conn.schema,
-        model=ModelRef(database=db, schema=sch, name=model, version=version),
+        model=ModelRef(database=db, schema_=sch, name=model, version=version),
         compute_pool=compute_pool,
         input=source,
         input_spec=input_spec,

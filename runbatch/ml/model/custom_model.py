@@ -157,6 +157,21 @@ def _supported_annotation(annotation: Any) -> bool:
     return False
 
 
+_FRAME_NAMES = frozenset({"pd.DataFrame", "pandas.DataFrame", "DataFrame"})
+
+
+def _is_frame(annotation: Any) -> bool:
+    # A string annotation stays unresolved when the class was pickled by value without its imports.
+    return annotation is pd.DataFrame or annotation in _FRAME_NAMES
+
+
+def _hints(func: Callable[..., Any]) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(func)
+    except Exception:
+        return {}
+
+
 def _validate_method(func: Callable[..., Any], allows_kwargs: bool) -> None:
     if not callable(func):
         raise TypeError("Predict method is not callable.")
@@ -166,10 +181,13 @@ def _validate_method(func: Callable[..., Any], allows_kwargs: bool) -> None:
     sig = inspect.signature(func)
     if params[1].annotation is inspect.Parameter.empty or sig.return_annotation is inspect.Signature.empty:
         raise TypeError("Missing type annotation for predict method.")
-    if params[1].annotation is not pd.DataFrame:
+    # Resolved hints, so modules using `from __future__ import annotations` work (Snowflake's check
+    # compares the raw strings and rejects them).
+    hints = _hints(func)
+    if not _is_frame(hints.get(params[1].name, params[1].annotation)):
         raise TypeError("Input for predict method should have type pandas.DataFrame.")
-    ret = sig.return_annotation
-    if not (ret is pd.DataFrame or ret == Coroutine[Any, Any, pd.DataFrame]):
+    ret = hints.get("return", sig.return_annotation)
+    if not (_is_frame(ret) or ret == Coroutine[Any, Any, pd.DataFrame]):
         raise TypeError("Output for predict method should have type pandas.DataFrame.")
     for p in params[2:]:
         if p.kind is inspect.Parameter.VAR_KEYWORD:
@@ -185,9 +203,10 @@ def _validate_method(func: Callable[..., Any], allows_kwargs: bool) -> None:
             raise TypeError(f"Parameter '{p.name}' must have a default value.")
         if p.annotation is inspect.Parameter.empty:
             raise TypeError(f"Parameter '{p.name}' must have a type annotation.")
-        if not _supported_annotation(p.annotation):
+        annotation = hints.get(p.name, p.annotation)
+        if not _supported_annotation(annotation):
             raise TypeError(
-                f"Parameter '{p.name}' has unsupported type annotation '{p.annotation}'. Supported types are: int, "
+                f"Parameter '{p.name}' has unsupported type annotation '{annotation}'. Supported types are: int, "
                 "float, str, bool, bytes, datetime.datetime, dict, and list with element type (e.g., list[str], "
                 "list[list[int]]). Note: bare 'list' without element type is not supported."
             )

@@ -34,10 +34,14 @@ __all__ = ["CustomHandler"]
 
 def _keyword_params(func: Any) -> list[ParamSpec]:
     specs = []
+    try:
+        hints = typing.get_type_hints(func)
+    except Exception:
+        hints = {}
     for p in list(inspect.signature(func).parameters.values())[2:]:
         if p.kind is not inspect.Parameter.KEYWORD_ONLY:
             continue
-        annotation = p.annotation
+        annotation = hints.get(p.name, p.annotation)
         depth = 0
         while typing.get_origin(annotation) is list:
             depth += 1

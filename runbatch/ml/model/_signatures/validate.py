@@ -55,9 +55,9 @@ def _type_ok(dtype: Any, feature: FeatureSpec) -> bool:
     if feature.dtype is DataType.TIMESTAMP_NTZ:
         return bool(np.issubdtype(dtype, np.datetime64))
     if feature.dtype is DataType.STRING:
-        return dtype.kind == "U"
+        return bool(dtype.kind == "U")
     if feature.dtype is DataType.BYTES:
-        return dtype.kind == "S"
+        return bool(dtype.kind == "S")
     return bool(np.can_cast(dtype, np.dtype(feature.dtype.numpy_type), casting="no"))
 
 

@@ -1,0 +1,42 @@
+"""``runbatch server`` and ``runbatch migrate``."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from migrations import upgrade_to_head
+from server.db.engine import make_engine
+from server.settings import ServerSettings
+
+__all__ = ["register"]
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def server(
+        host: str = typer.Option(None, help="Interface to listen on (default RUNBATCH_HOST or 127.0.0.1)."),
+        port: int = typer.Option(None, help="Port to listen on (default RUNBATCH_PORT or 8080)."),
+    ) -> None:
+        """Serve the control plane over REST, with in-process workers running shards as subprocesses."""
+        from server.embedded import ControlPlaneProcess
+
+        settings = ServerSettings()
+        logging.basicConfig(
+            level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        process = ControlPlaneProcess(settings)
+        typer.echo(
+            f"runbatch {settings.resolved_database_url().split(':')[0]} metadata, storage {settings.resolved_stage_url()}"
+        )
+        typer.echo(f"admin token: {settings.home / 'token'}")
+        process.serve_forever(host or settings.host, port if port is not None else settings.port)
+
+    @app.command()
+    def migrate() -> None:
+        """Upgrade the metadata database (RUNBATCH_DATABASE_URL) to the newest schema."""
+        settings = ServerSettings()
+        engine = make_engine(settings.resolved_database_url())
+        upgrade_to_head(engine)
+        typer.echo("The metadata database is up to date.")

@@ -1,0 +1,44 @@
+"""Small custom models the end-to-end tests log. Pickled by value, so runtimes need not import this."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pandas as pd
+
+from runbatch.ml.model import custom_model
+
+
+class Doubler(custom_model.CustomModel):
+    """x -> 2x, plus a scale parameter: y = x * 2 * scale."""
+
+    @custom_model.inference_api
+    def predict(self, X: pd.DataFrame, *, scale: float = 1.0) -> pd.DataFrame:
+        return pd.DataFrame({"Y": X["X"] * 2.0 * scale})
+
+
+class Sleeper(custom_model.CustomModel):
+    """Slow on purpose, so a job can be cancelled while it runs."""
+
+    @custom_model.inference_api
+    def predict(self, X: pd.DataFrame) -> pd.DataFrame:
+        time.sleep(0.3)
+        return pd.DataFrame({"Y": X["X"]})
+
+
+class Crasher(custom_model.CustomModel):
+    """Kills its process half way through the shard: a runtime crash, not a model error."""
+
+    @custom_model.inference_api
+    def predict(self, X: pd.DataFrame) -> pd.DataFrame:
+        if int(X["X"].iloc[0]) >= 50:
+            print("about to crash", flush=True)
+            os._exit(17)
+        return pd.DataFrame({"Y": X["X"]})
+
+
+class Raiser(custom_model.CustomModel):
+    @custom_model.inference_api
+    def predict(self, X: pd.DataFrame) -> pd.DataFrame:
+        raise ValueError("the model refuses this input")
