@@ -37,9 +37,9 @@ class ControlPlaneProcess:
         self.settings = settings
         self.worker_settings = worker_settings or WorkerSettings()
         settings.home.mkdir(parents=True, exist_ok=True)
-        self.dispatcher = InProcessDispatcher(
-            self.worker_settings, ProcessExecutor(self.worker_settings.python)
-        )
+        ws = self.worker_settings
+        warm = ws.slots if ws.warm_runtimes is None else ws.warm_runtimes
+        self.dispatcher = InProcessDispatcher(ws, ProcessExecutor(ws.python, warm=warm, preload=ws.preload))
         self.cp: ControlPlane = build_control_plane(settings, self.dispatcher)
         if self.cp.engine.url.get_backend_name() == "sqlite":
             upgrade_to_head(self.cp.engine)

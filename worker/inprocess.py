@@ -62,6 +62,7 @@ class InProcessDispatcher:
     def stop(self) -> None:
         if self._runner is not None:
             self._runner.kill_all()
+        self.executor.close()
         for _ in self._threads:
             self._queue.put(None)
         for thread in self._threads:

@@ -30,6 +30,15 @@ class WorkerSettings(BaseSettings):
     cache_dir: Path | None = Field(
         default=None, description="Host cache for model versions; default $RUNBATCH_HOME/cache."
     )
+    warm_runtimes: int | None = Field(
+        default=None,
+        description="Runtime processes kept started and idle, libraries imported, ready for the next shard; "
+        "default the number of slots, 0 turns warm starts off.",
+    )
+    preload: str = Field(
+        default="sklearn",
+        description="Comma-separated modules warm runtimes import ahead of time (model frameworks).",
+    )
     python: str | None = Field(
         default=None, description="Python interpreter for runtime processes; default the worker's own."
     )

@@ -67,13 +67,34 @@ class ModelFunction:
             columns[feature.name] = series
         return pd.DataFrame(columns, index=df.index)
 
+    def numeric_input(self, columns: list[pa.Array | pa.ChunkedArray]) -> pd.DataFrame | None:
+        """One 2-D block straight from Arrow when every input is a scalar number of one dtype, else None.
+
+        A single column-major block becomes the DataFrame without another copy, and
+        estimators turn it back into an array without copying either.
+        """
+        dtypes = {f.dtype for f in self.signature.inputs if isinstance(f, FeatureSpec) and not f.shape}
+        if len(dtypes) != 1 or len(self.signature.inputs) != len(columns):
+            return None
+        (dtype,) = dtypes
+        if not (dtype.is_float() or dtype.is_integer()) or any(c.null_count for c in columns):
+            return None
+        block = np.empty((len(columns[0]), len(columns)), dtype=dtype.numpy_type, order="F")
+        for i, column in enumerate(columns):
+            block[:, i] = column.to_numpy()
+        return pd.DataFrame(block, columns=[f.name for f in self.signature.inputs], copy=False)
+
     def __call__(self, df: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
         """Outputs of the function for ``df`` (already named as the signature), one column per output."""
-        result = self._fn(self.prepare_input(df), params)
-        if self.function_type == "FUNCTION" and len(result) != len(df):
+        return self.call_prepared(self.prepare_input(df), params)
+
+    def call_prepared(self, prepared: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+        """Call on input already in signature order and types (``prepare_input`` or ``numeric_input``)."""
+        result = self._fn(prepared, params)
+        if self.function_type == "FUNCTION" and len(result) != len(prepared):
             raise ValueError(
-                f"Function {self.method} returned {len(result)} rows for {len(df)} input rows; a FUNCTION must "
-                "return exactly one output row per input row."
+                f"Function {self.method} returned {len(result)} rows for {len(prepared)} input rows; a FUNCTION "
+                "must return exactly one output row per input row."
             )
         return _select_outputs(result, self.signature.outputs, self.method)
 
@@ -95,19 +116,22 @@ def _cast(series: pd.Series, dtype: DataType) -> pd.Series:
 
 
 def _select_outputs(result: pd.DataFrame, outputs: list[BaseFeatureSpec], method: str) -> pd.DataFrame:
-    columns: dict[str, Any] = {}
+    """The signature's output columns of ``result`` (names matched exactly, then case-insensitively)."""
+    names = [f.name for f in outputs]
+    if list(result.columns) == names:
+        return result
     lowered = {str(c).lower(): c for c in result.columns}
-    for feature in outputs:
-        if feature.name in result.columns:
-            columns[feature.name] = result[feature.name].to_numpy()
-        elif feature.name.lower() in lowered:
-            columns[feature.name] = result[lowered[feature.name.lower()]].to_numpy()
-        else:
+    renames: dict[Any, str] = {}
+    for name in names:
+        if name in result.columns:
+            continue
+        if name.lower() not in lowered:
             raise ValueError(
-                f"Method {method} did not return the output column {feature.name!r} of its signature; it returned "
+                f"Method {method} did not return the output column {name!r} of its signature; it returned "
                 f"{[str(c) for c in result.columns]}."
             )
-    return pd.DataFrame(columns)
+        renames[lowered[name.lower()]] = name
+    return result.rename(columns=renames)[names] if renames else result[names]
 
 
 def _to_arrow(series: pd.Series, feature: BaseFeatureSpec) -> pa.Array:
@@ -122,8 +146,10 @@ def _to_arrow(series: pd.Series, feature: BaseFeatureSpec) -> pa.Array:
     if feature.shape:
         return pa.array([None if v is None else to_json_value(v) for v in series], type=target)
     values = series.to_numpy() if isinstance(series, pd.Series) else series
+    # Plain float arrays keep NaN as NaN; pandas' nullable types carry their nulls as masks.
+    from_pandas = not (isinstance(values, np.ndarray) and values.dtype.kind == "f")
     try:
-        return pa.array(values, type=target, from_pandas=True)
+        return pa.array(values, type=target, from_pandas=from_pandas)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return pa.array(values, from_pandas=True).cast(target)
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import resource
 import sys
 import threading
 import time
@@ -13,8 +15,9 @@ from pathlib import Path
 from runbatch.client import ControlPlaneClient
 from runbatch.errors import ConflictError, RunbatchError
 from runbatch.inference import LoadedModel
+from runbatch.packager.meta import ModelMeta
 from runbatch.runtime import EXIT_CANCELLED, EXIT_OK, EXIT_REPORTED_FAILURE
-from runbatch.runtime.pipeline import PipelineConfig, Stopped, auto_batch_rows, run_pipeline
+from runbatch.runtime.pipeline import PipelineConfig, ShardPipeline, Stopped, auto_batch_rows
 from runbatch.runtime.settings import RuntimeSettings
 from runbatch.stage.storage import Storage, open_storage
 from runbatch.wire.jobs import ShardWork
@@ -65,26 +68,24 @@ def run(settings: RuntimeSettings) -> int:
     client = ControlPlaneClient(settings.api_url, settings.shard_token.get_secret_value())
     work = client.shard_work(settings.shard_id)
     log.info(
-        "Job %s shard %d/%d attempt %d: %d input rows, model %s version %s, function %s.",
+        "Job %s shard %d/%d attempt %d (pid %d): %d input rows, model %s version %s, function %s.",
         work.job_name,
         work.index,
         work.replicas,
         work.attempt,
+        os.getpid(),
         sum(s.rows for s in work.slices),
         work.model_name,
         work.version_name,
         work.function_name,
     )
-    model_storage = open_storage(work.model_storage)
-    started = time.monotonic()
-    try:
-        loaded = LoadedModel.from_dir(_model_dir(model_storage, work.model_key))
-        fn = loaded.function(work.function_name)
-    except Exception as exc:
-        return _report_failure(client, work, "Loading the model failed", exc)
-    log.info("Model loaded in %.2fs.", time.monotonic() - started)
+    model_dir = _model_dir(open_storage(work.model_storage), work.model_key)
     input_storage = open_storage(work.input_storage)
-    cap = (loaded.meta.method_options.get(work.function_name) or {}).get("max_batch_size")
+    try:
+        meta = ModelMeta.read(model_dir / "model")
+    except Exception as exc:
+        return _report_failure(client, work, "Reading the model's metadata failed", exc)
+    cap = (meta.method_options.get(work.function_name) or {}).get("max_batch_size")
     batch_rows = work.max_batch_rows or auto_batch_rows(input_storage, work.slices, cap)
     cfg = PipelineConfig(
         input_storage=input_storage,
@@ -100,13 +101,23 @@ def run(settings: RuntimeSettings) -> int:
         default_schema=work.default_schema,
         num_workers=work.num_workers or 1,
     )
+    pipeline = ShardPipeline(cfg)
+    pipeline.start_reading()  # decode the first batches while the model's framework loads
+    started = time.monotonic()
+    try:
+        loaded = LoadedModel.from_dir(model_dir)
+        fn = loaded.function(work.function_name)
+    except Exception as exc:
+        pipeline.close()
+        return _report_failure(client, work, "Loading the model failed", exc)
+    log.info("Model loaded in %.2fs.", time.monotonic() - started)
     reporter = _Reporter(client, work, settings.progress_interval_s, cfg.stop)
     reporter.start()
     print("Starting inference.", flush=True)  # noqa: T201 - the user-facing line Snowflake jobs log
     log.info("Batches of up to %d rows, %d model worker(s).", batch_rows, cfg.num_workers)
     started = time.monotonic()
     try:
-        files = run_pipeline(fn, cfg, lambda rows: setattr(reporter, "rows", rows))
+        files = pipeline.run(fn, lambda rows: setattr(reporter, "rows", rows))
     except Stopped:
         reporter.close()
         log.info("Stopped on request after %d rows.", reporter.rows)
@@ -124,6 +135,10 @@ def run(settings: RuntimeSettings) -> int:
         elapsed,
         rows / max(elapsed, 1e-9),
     )
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    log.info(
+        "Peak RSS: %.1f MiB. CPU: %.2fs user, %.2fs system.", _peak_rss_mib(), usage.ru_utime, usage.ru_stime
+    )
     try:
         client.complete_shard(work.shard_id, work.attempt, files, rows_done=rows)
     except ConflictError as exc:
@@ -131,6 +146,16 @@ def run(settings: RuntimeSettings) -> int:
         return EXIT_CANCELLED
     print("Inference finished.", flush=True)  # noqa: T201 - user-facing, as above
     return EXIT_OK
+
+
+def _peak_rss_mib() -> float:
+    """This process's peak resident memory (VmHWM). ru_maxrss is not used: it survives exec, so a
+    runtime forked from a large worker would report the worker's size."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _report_failure(client: ControlPlaneClient, work: ShardWork, what: str, exc: Exception) -> int:
@@ -145,11 +170,45 @@ def _report_failure(client: ControlPlaneClient, work: ShardWork, what: str, exc:
     return EXIT_REPORTED_FAILURE
 
 
+def _wait_for_assignment() -> bool:
+    """Warm mode: import the heavy libraries now, then block until the worker sends a shard.
+
+    The worker keeps a few of these processes idle, so a shard starts without paying for
+    interpreter start-up and imports. Shard settings arrive as one JSON line on stdin.
+    """
+    import importlib
+
+    import pyarrow.parquet  # noqa: F401
+    import threadpoolctl
+
+    import runbatch.inference  # noqa: F401
+    import runbatch.runtime.pipeline  # noqa: F401
+
+    for name in filter(None, os.environ.get("RUNBATCH_PRELOAD", "").split(",")):
+        try:
+            importlib.import_module(name.strip())
+        except ImportError:
+            pass
+    line = sys.stdin.readline()
+    if not line.strip():
+        return False  # the worker shut down without giving us work
+    assignment: dict[str, str] = json.loads(line)
+    os.environ.update(assignment)
+    threads = assignment.get("RUNBATCH_THREADS")
+    if threads:
+        # BLAS read their thread counts when numpy was imported; set them again for this shard.
+        threadpoolctl.threadpool_limits(int(threads))
+    return True
+
+
 def main() -> int:
+    if os.environ.get("RUNBATCH_WARM") == "1" and not _wait_for_assignment():
+        return EXIT_OK
+    settings = RuntimeSettings()
     logging.basicConfig(
-        level=os.environ.get("RUNBATCH_LOG_LEVEL", "INFO"),
+        level=settings.runtime_log_level.upper(),
         stream=sys.stdout,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    return run(RuntimeSettings())
+    return run(settings)

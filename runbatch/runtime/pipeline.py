@@ -28,7 +28,7 @@ from runbatch.stage.paths import parse_stage_path
 from runbatch.stage.storage import Storage
 from runbatch.wire.jobs import InputSlice, OutputFile
 
-__all__ = ["PipelineConfig", "Stopped", "auto_batch_rows", "read_slices", "run_pipeline"]
+__all__ = ["PipelineConfig", "ShardPipeline", "Stopped", "auto_batch_rows", "read_slices", "run_pipeline"]
 
 log = logging.getLogger("runbatch.runtime")
 
@@ -77,7 +77,9 @@ def read_slices(storage: Storage, slices: list[InputSlice], batch_rows: int) -> 
     for s in slices:
         start, end = s.offset, s.offset + s.rows
         with storage.open_input_file(s.key) as f:
-            pf = pq.ParquetFile(f)
+            # Buffered column reads instead of pre-buffering whole row groups: about half the
+            # memory for files with large row groups, at the same speed.
+            pf = pq.ParquetFile(f, pre_buffer=False, buffer_size=1 << 20)
             groups, first_row, pos = [], None, 0
             for i in range(pf.num_row_groups):
                 n = pf.metadata.row_group(i).num_rows
@@ -115,7 +117,12 @@ class _Writer:
                 f"{self.cfg.output_prefix}/part-{self.cfg.shard_index:05d}-{len(self.files):05d}.parquet"
             )
             self._sink = self.storage.open_output_stream(self._key)
-            self._writer = pq.ParquetWriter(self._sink, batch.schema, compression="snappy")
+            # Dictionary encoding rarely shrinks floating-point columns and makes writing them
+            # about five times slower (see docs/benchmarks.md); keep it for everything else.
+            dictionary = [f.name for f in batch.schema if not pa.types.is_floating(f.type)]
+            self._writer = pq.ParquetWriter(
+                self._sink, batch.schema, compression="snappy", use_dictionary=dictionary or False
+            )
         self._writer.write_batch(batch)
         self._rows += batch.num_rows
         self._bytes += batch.nbytes
@@ -172,7 +179,11 @@ class _Inference:
         self._passthrough: list[str] | None = None
         self._overwritten = outputs
 
-    def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+    def _model_input(self, batch: pa.RecordBatch) -> pd.DataFrame:
+        if not self._loaders:
+            fast = self.fn.numeric_input([batch.column(c) for c in self.columns])
+            if fast is not None:
+                return fast
         frame = batch.select(list(dict.fromkeys(self.columns))).to_pandas()
         data: dict[str, Any] = {}
         for feature, column in zip(self.features, self.columns, strict=True):
@@ -184,7 +195,10 @@ class _Inference:
                     list(self._files_pool.map(loader, values)), index=values.index, dtype=object
                 )
             data[feature] = values
-        outputs = self.fn(pd.DataFrame(data, index=frame.index), self.cfg.params)
+        return self.fn.prepare_input(pd.DataFrame(data, index=frame.index))
+
+    def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        outputs = self.fn.call_prepared(self._model_input(batch), self.cfg.params)
         if self._passthrough is None:
             # A model output named like an input column replaces it, as in Snowflake's DataFrame output.
             self._passthrough = [n for n in batch.schema.names if n.upper() not in self._overwritten]
@@ -235,57 +249,87 @@ def _get(q: queue.Queue[Any], stop: threading.Event) -> Any:
                 raise Stopped() from None
 
 
-def run_pipeline(fn: ModelFunction, cfg: PipelineConfig, on_rows: Callable[[int], None]) -> list[OutputFile]:
-    """Process every slice; ``on_rows`` is called with the rows written so far after each batch."""
-    stop = cfg.stop
-    errors: list[BaseException] = []
-    inbox: queue.Queue[Any] = queue.Queue(maxsize=cfg.queue_depth)
-    outbox: queue.Queue[Any] = queue.Queue(maxsize=cfg.queue_depth)
-    writer = _Writer(cfg.output_storage, cfg)
-    written = 0
+class ShardPipeline:
+    """read -> infer -> write for one shard attempt.
 
-    def read() -> None:
-        for batch in read_slices(cfg.input_storage, cfg.slices, cfg.batch_rows):
-            _put(inbox, batch, stop)
-        _put(inbox, _DONE, stop)
+    ``start_reading`` may be called before the model is loaded, so the first batches are
+    decoded (outside the GIL) while the model's framework is being imported.
+    """
 
-    def write() -> None:
-        nonlocal written
-        while (batch := _get(outbox, stop)) is not _DONE:
-            writer.write(batch)
-            written += batch.num_rows
-            on_rows(written)
+    def __init__(self, cfg: PipelineConfig) -> None:
+        self.cfg = cfg
+        self._errors: list[BaseException] = []
+        self._inbox: queue.Queue[Any] = queue.Queue(maxsize=cfg.queue_depth)
+        self._reader: threading.Thread | None = None
 
-    inference = _Inference(fn, cfg)
-    reader = _producer(read, errors, stop)
-    writer_thread = _producer(write, errors, stop)
-    pool = ThreadPoolExecutor(max_workers=cfg.num_workers) if cfg.num_workers > 1 else None
-    pending: deque[Future[pa.RecordBatch]] = deque()
-    try:
-        while (batch := _get(inbox, stop)) is not _DONE:
-            if pool is None:
-                _put(outbox, inference(batch), stop)
-                continue
-            # Several model calls in flight; results leave in input order.
-            pending.append(pool.submit(inference, batch))
-            while len(pending) >= cfg.num_workers:
+    def start_reading(self) -> None:
+        if self._reader is not None:
+            return
+        cfg, inbox = self.cfg, self._inbox
+
+        def read() -> None:
+            for batch in read_slices(cfg.input_storage, cfg.slices, cfg.batch_rows):
+                _put(inbox, batch, cfg.stop)
+            _put(inbox, _DONE, cfg.stop)
+
+        self._reader = _producer(read, self._errors, cfg.stop)
+
+    def close(self) -> None:
+        """Stop reading (used when the model never loaded)."""
+        self.cfg.stop.set()
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+
+    def run(self, fn: ModelFunction, on_rows: Callable[[int], None]) -> list[OutputFile]:
+        """Process every slice; ``on_rows`` is called with the rows written so far after each batch."""
+        cfg, stop, errors, inbox = self.cfg, self.cfg.stop, self._errors, self._inbox
+        outbox: queue.Queue[Any] = queue.Queue(maxsize=cfg.queue_depth)
+        writer = _Writer(cfg.output_storage, cfg)
+        written = 0
+
+        def write() -> None:
+            nonlocal written
+            while (batch := _get(outbox, stop)) is not _DONE:
+                writer.write(batch)
+                written += batch.num_rows
+                on_rows(written)
+
+        inference = _Inference(fn, cfg)
+        self.start_reading()
+        writer_thread = _producer(write, errors, stop)
+        pool = ThreadPoolExecutor(max_workers=cfg.num_workers) if cfg.num_workers > 1 else None
+        pending: deque[Future[pa.RecordBatch]] = deque()
+        try:
+            while (batch := _get(inbox, stop)) is not _DONE:
+                if pool is None:
+                    _put(outbox, inference(batch), stop)
+                    continue
+                # Several model calls in flight; results leave in input order.
+                pending.append(pool.submit(inference, batch))
+                while len(pending) >= cfg.num_workers:
+                    _put(outbox, pending.popleft().result(), stop)
+            while pending:
                 _put(outbox, pending.popleft().result(), stop)
-        while pending:
-            _put(outbox, pending.popleft().result(), stop)
-        _put(outbox, _DONE, stop)
-        writer_thread.join()
-    except Stopped:
+            _put(outbox, _DONE, stop)
+            writer_thread.join()
+        except Stopped:
+            if errors:
+                raise errors[0] from None
+            raise
+        except BaseException:
+            stop.set()
+            raise
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+            inference.close()
+            assert self._reader is not None
+            self._reader.join(timeout=5)
         if errors:
-            raise errors[0] from None
-        raise
-    except BaseException:
-        stop.set()
-        raise
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
-        inference.close()
-        reader.join(timeout=5)
-    if errors:
-        raise errors[0]
-    return writer.close()
+            raise errors[0]
+        return writer.close()
+
+
+def run_pipeline(fn: ModelFunction, cfg: PipelineConfig, on_rows: Callable[[int], None]) -> list[OutputFile]:
+    """Process every slice of ``cfg`` with ``fn`` (see ShardPipeline)."""
+    return ShardPipeline(cfg).run(fn, on_rows)

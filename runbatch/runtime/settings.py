@@ -24,3 +24,6 @@ class RuntimeSettings(BaseSettings):
     progress_interval_s: float = Field(
         default=1.0, description="How often progress (and liveness) is reported."
     )
+    runtime_log_level: str = Field(
+        default="INFO", description="Log level of runtime processes (their output is the job's log)."
+    )

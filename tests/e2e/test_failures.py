@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import time
-import uuid
 from pathlib import Path
 
 import pandas as pd
 
+from runbatch.ml.jobs import MLJob
 from runbatch.ml.model.batch import JobSpec, OutputSpec
 from runbatch.ml.model.model_signature import DataType, FeatureSpec, ModelSignature
 from runbatch.ml.registry import Registry
@@ -19,19 +20,16 @@ POOL = "SYSTEM_COMPUTE_POOL_CPU"
 SAMPLE = pd.DataFrame({"X": [1.0]})
 
 
-def _runtime_pids(shard_ids: set[uuid.UUID]) -> list[int]:
-    """Live runtime processes working on any of these shards (found through /proc)."""
+def _runtime_pids(job: MLJob[object], shards: int) -> list[int]:
+    """Live runtime processes of a job (each logs its pid when it starts)."""
     pids = []
-    wanted = {f"RUNBATCH_SHARD_ID={s}".encode() for s in shard_ids}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = set((entry / "environ").read_bytes().split(b"\0"))
-        except OSError:
-            continue
-        if environ & wanted:
-            pids.append(int(entry.name))
+    for instance in range(shards):
+        for pid in re.findall(r"\(pid (\d+)\)", str(job.get_logs(instance_id=instance))):
+            if (
+                Path(f"/proc/{pid}").exists()
+                and b"runbatch.runtime" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            ):
+                pids.append(int(pid))
     return pids
 
 
@@ -52,9 +50,10 @@ def test_cancel_stops_a_running_job(session: Session, fresh_db: str) -> None:
     while job.info.rows_done == 0:
         assert time.monotonic() < deadline, job.get_logs()
         time.sleep(0.1)
-    shards = session._conn.client.job_shards(session._conn.database, "PUBLIC", job.name)
-    shard_ids = {s.id for s in shards}
-    assert _runtime_pids(shard_ids), "the runtimes should be running before the cancel"
+    deadline = time.monotonic() + 30
+    while len(_runtime_pids(job, 2)) < 2:
+        assert time.monotonic() < deadline, job.get_logs()
+        time.sleep(0.1)
     job.cancel()
     assert job.wait(60) == "CANCELLED"
     info = job.info
@@ -62,7 +61,7 @@ def test_cancel_stops_a_running_job(session: Session, fresh_db: str) -> None:
     assert info.message == "Job was cancelled."
     assert _files(session, "@DATA/c/") == []  # no _SUCCESS, no partial files, _temporary removed
     deadline = time.monotonic() + 10
-    while _runtime_pids(shard_ids):
+    while _runtime_pids(job, 2):
         assert time.monotonic() < deadline, "runtime processes outlived the cancel"
         time.sleep(0.1)
 

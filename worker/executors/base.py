@@ -34,3 +34,7 @@ class RuntimeHandle(Protocol):
 
 class Executor(Protocol):
     def launch(self, spec: LaunchSpec) -> RuntimeHandle: ...
+
+    def close(self) -> None:
+        """Release what the executor keeps between launches (idle runtimes)."""
+        ...

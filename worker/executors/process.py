@@ -1,17 +1,26 @@
-"""One ``python -m runbatch.runtime`` subprocess per shard attempt (the embedded default)."""
+"""One ``python -m runbatch.runtime`` subprocess per shard attempt (the embedded default).
+
+A few runtimes are started ahead of time ("warm"): they import the heavy libraries and then
+wait on stdin for a shard, so a shard does not pay for interpreter start-up and imports.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 
 from worker.executors.base import LaunchSpec
 
-__all__ = ["ProcessExecutor", "ProcessHandle"]
+__all__ = ["ProcessExecutor", "ProcessHandle", "cpu_count_for"]
+
+log = logging.getLogger("runbatch.worker")
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
@@ -25,8 +34,10 @@ def cpu_count_for(cpu_requests: str | None) -> int | None:
 
 
 class ProcessHandle:
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
+    def __init__(self, proc: subprocess.Popen[str], on_exit: Callable[[], None] = lambda: None) -> None:
         self._proc = proc
+        self._on_exit = on_exit
+        self._exited = False
 
     def lines(self) -> Iterator[str]:
         assert self._proc.stdout is not None
@@ -36,8 +47,12 @@ class ProcessHandle:
 
     def wait(self) -> int:
         code = self._proc.wait()
-        if self._proc.stdout is not None and not self._proc.stdout.closed:
-            self._proc.stdout.close()
+        for stream in (self._proc.stdout, self._proc.stdin):
+            if stream is not None and not stream.closed:
+                stream.close()
+        if not self._exited:
+            self._exited = True
+            self._on_exit()
         return code
 
     def kill(self) -> None:
@@ -49,25 +64,97 @@ class ProcessHandle:
 
 
 class ProcessExecutor:
-    def __init__(self, python: str | None = None) -> None:
+    def __init__(self, python: str | None = None, *, warm: int = 0, preload: str = "") -> None:
         self.python = python or sys.executable
+        self.warm = warm
+        self.preload = preload
+        self._idle: list[subprocess.Popen[str]] = []
+        self._lock = threading.Condition()
+        self._closed = False
+        self._busy = 0
+        if warm:
+            threading.Thread(target=self._refill, name="warm-runtimes", daemon=True).start()
 
-    def launch(self, spec: LaunchSpec) -> ProcessHandle:
-        env = dict(os.environ)
-        env.update(spec.env)
-        threads = cpu_count_for(spec.cpu_requests) or spec.threads
-        if threads:
-            for var in _THREAD_VARS:
-                env[var] = str(threads)
-        env["PYTHONUNBUFFERED"] = "1"
-        proc = subprocess.Popen(
+    def _spawn(self, env: dict[str, str], *, warm: bool) -> subprocess.Popen[str]:
+        env = dict(env, PYTHONUNBUFFERED="1")
+        if warm:
+            env.update(RUNBATCH_WARM="1", RUNBATCH_PRELOAD=self.preload)
+        return subprocess.Popen(
             [self.python, "-m", "runbatch.runtime"],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE if warm else subprocess.DEVNULL,
             text=True,
             errors="replace",
             start_new_session=True,
         )
-        return ProcessHandle(proc)
+
+    def _refill(self) -> None:
+        while True:
+            with self._lock:
+                # Starting a runtime costs a second or two of CPU: never while shards are running.
+                self._lock.wait_for(lambda: self._closed or self._busy == 0)
+                if self._closed or len(self._idle) >= self.warm:
+                    return
+            proc = self._spawn(dict(os.environ), warm=True)
+            with self._lock:
+                if self._closed:
+                    proc.kill()
+                    proc.wait()
+                    return
+                self._idle.append(proc)
+
+    def _take_warm(self) -> subprocess.Popen[str] | None:
+        with self._lock:
+            while self._idle:
+                proc = self._idle.pop(0)
+                if proc.poll() is None:
+                    return proc
+        return None
+
+    def launch(self, spec: LaunchSpec) -> ProcessHandle:
+        threads = cpu_count_for(spec.cpu_requests) or spec.threads
+        proc = self._take_warm()
+        if proc is not None:
+            assignment = dict(spec.env)
+            if threads:
+                assignment["RUNBATCH_THREADS"] = str(threads)
+            try:
+                assert proc.stdin is not None
+                proc.stdin.write(json.dumps(assignment) + "\n")
+                proc.stdin.close()
+            except OSError:
+                log.warning("a warm runtime died while idle; starting a cold one")
+                proc = None
+        if proc is None:
+            env = dict(os.environ)
+            env.update(spec.env)
+            if threads:
+                env.update({var: str(threads) for var in _THREAD_VARS})
+            proc = self._spawn(env, warm=False)
+        with self._lock:
+            self._busy += 1
+        if self.warm:
+            threading.Thread(target=self._refill, name="warm-runtimes", daemon=True).start()
+        return ProcessHandle(proc, self._exited)
+
+    def _exited(self) -> None:
+        with self._lock:
+            self._busy -= 1
+            self._lock.notify_all()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._lock.notify_all()
+            idle, self._idle = self._idle, []
+        for proc in idle:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+            for stream in (proc.stdout, proc.stdin):
+                if stream is not None and not stream.closed:
+                    stream.close()

@@ -86,7 +86,7 @@ class MLJob(Generic[T]):
                     raise JobTimeoutError(f"Job {self.name} did not complete within {timeout} seconds")
                 sleep = delay if timeout < 0 else min(delay, max(0.0, timeout - (time.monotonic() - start)))
                 time.sleep(sleep)
-                delay = min(delay * 1.5, 1.0)
+                delay = min(delay * 1.5, 0.25)
         finally:
             if progress is not None:
                 progress.close()
