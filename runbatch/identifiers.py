@@ -14,6 +14,7 @@ _UNQUOTED = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 _UNQUOTED_RESOLVED = re.compile(r"[A-Z_][A-Z0-9_$]*")
 
 __all__ = [
+    "complete_name",
     "format_identifier",
     "parse_qualified_name",
     "qualified",
@@ -87,3 +88,14 @@ def parse_qualified_name(text: str, *, max_parts: int = 3) -> list[str]:
 def qualified(*resolved_parts: str) -> str:
     """Display form of a fully qualified name, e.g. ``ML.PUBLIC."my model"``."""
     return ".".join(format_identifier(p) for p in resolved_parts)
+
+
+def complete_name(
+    parts: list[str], database: str | None, schema: str | None
+) -> tuple[str | None, str | None, str]:
+    """Resolved ``[db.][schema.]name`` parts with the missing database and schema filled in."""
+    if len(parts) == 3:
+        return parts[0], parts[1], parts[2]
+    if len(parts) == 2:
+        return database, parts[0], parts[1]
+    return database, schema, parts[-1]

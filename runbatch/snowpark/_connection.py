@@ -10,7 +10,7 @@ from typing import Any
 
 from runbatch.client import ControlPlaneClient
 from runbatch.errors import InvalidArgumentError
-from runbatch.identifiers import parse_qualified_name, resolve_identifier
+from runbatch.identifiers import resolve_identifier
 from runbatch.stage.paths import StagePath, parse_stage_path
 from runbatch.wire.resources import SqlResult
 
@@ -49,21 +49,6 @@ class Connection:
 
     def stage_path(self, text: str) -> StagePath:
         return parse_stage_path(text, database=self.database, schema=self.schema)
-
-    def qualify(self, name: str, *, what: str) -> tuple[str, str, str]:
-        """``[db.][schema.]name`` resolved with the current database and schema."""
-        parts = parse_qualified_name(name)
-        db, sch = self.database, self.schema
-        if len(parts) == 3:
-            db, sch = parts[0], parts[1]
-        elif len(parts) == 2:
-            sch = parts[0]
-        if db is None or sch is None:
-            raise InvalidArgumentError(
-                f"Cannot resolve {what} {name!r}: there is no current {'database' if db is None else 'schema'}. "
-                "Qualify the name (DB.SCHEMA.NAME) or call session.use_database(...)."
-            )
-        return db, sch, parts[-1]
 
     def close(self) -> None:
         self.client.close()

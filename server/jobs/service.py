@@ -16,7 +16,7 @@ from runbatch.errors import (
     NotFoundError,
     OutputExistsError,
 )
-from runbatch.identifiers import parse_qualified_name, qualified
+from runbatch.identifiers import complete_name, parse_qualified_name, qualified
 from runbatch.ml.model._signatures.core import ModelSignature
 from runbatch.ml.model._signatures.validate import resolve_params, validate_params
 from runbatch.ml.model.batch import SaveMode
@@ -65,12 +65,9 @@ def _job_namespace(
     """Job name and schema: ``job_name`` may be qualified; db and schema default to the model's."""
     raw = job_spec_name if job_spec_name is not None else prefix
     parts = parse_qualified_name(raw) if raw is not None else [DEFAULT_JOB_PREFIX]
-    db, sch = model_db, model_schema
-    if len(parts) == 3:
-        db, sch = parts[0], parts[1]
-    elif len(parts) == 2:
-        sch = parts[0]
-    name = parts[-1] if job_spec_name is not None else _generated_name(parts[-1])
+    db, sch, base = complete_name(parts, model_db, model_schema)
+    assert db is not None and sch is not None
+    name = base if job_spec_name is not None else _generated_name(base)
     return resources.get_schema(session, db, sch), name
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from runbatch.errors import NotFoundError
-from runbatch.identifiers import parse_qualified_name, qualified, resolve_identifier
+from runbatch.identifiers import complete_name, parse_qualified_name, qualified, resolve_identifier
 from runbatch.ml.model._model_version import ModelVersion
 from runbatch.snowpark._connection import Connection
 from runbatch.wire.registry import ModelPublic
@@ -114,13 +114,9 @@ class Model:
         )
 
     def _tag_name(self, tag_name: str) -> str:
-        parts = parse_qualified_name(tag_name)
-        db, sch = self._database, self._schema
-        if len(parts) == 3:
-            db, sch = parts[0], parts[1]
-        elif len(parts) == 2:
-            sch = parts[0]
-        return qualified(db, sch, parts[-1])
+        db, sch, name = complete_name(parse_qualified_name(tag_name), self._database, self._schema)
+        assert db is not None and sch is not None
+        return qualified(db, sch, name)
 
     def show_tags(self) -> dict[str, str]:
         return dict(self._info().tags)

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from runbatch.errors import InvalidArgumentError, NotFoundError
-from runbatch.identifiers import parse_qualified_name, qualified, resolve_identifier
+from runbatch.identifiers import complete_name, parse_qualified_name, qualified, resolve_identifier
 from runbatch.ml.model._model import Model
 from runbatch.ml.model._model_version import ModelVersion
 from runbatch.ml.model.task import Task
@@ -84,12 +84,9 @@ class Registry:
                 "and underscores are permitted. See https://docs.snowflake.com/en/sql-reference/identifiers-syntax "
                 "for more information."
             ) from None
-        db, sch = self._database, self._schema
-        if len(parts) == 3:
-            db, sch = parts[0], parts[1]
-        elif len(parts) == 2:
-            sch = parts[0]
-        return db, sch, parts[-1]
+        db, sch, name = complete_name(parts, self._database, self._schema)
+        assert db is not None and sch is not None
+        return db, sch, name
 
     def log_model(
         self,

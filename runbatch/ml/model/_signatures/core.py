@@ -295,14 +295,7 @@ class FeatureGroupSpec(BaseFeatureSpec):
         return hash((self._name, self._shape))
 
     def _repr(self, level: int) -> str:
-        pad = "    " * (level + 1)
-        children = ",\n".join(pad + "    " + s._repr(level + 2) for s in self._specs)
-        shape = f", shape={self._shape!r}" if self._shape else ""
-        return (
-            f"FeatureGroupSpec(\n{pad}name={self._name!r},\n{pad}specs=[\n{children}\n{pad}]{shape}\n"
-            + ("    " * level)
-            + ")"
-        )
+        return _group_repr("FeatureGroupSpec", self._name, self._specs, self._shape, level)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self._name, "specs": [s.to_dict() for s in self._specs]}
@@ -317,6 +310,16 @@ class FeatureGroupSpec(BaseFeatureSpec):
         ]
         shape = d.get("shape")
         return cls(name=d["name"], specs=specs, shape=tuple(shape) if shape else None)
+
+
+def _group_repr(head: str, name: str, specs: Sequence[Any], shape: tuple[int, ...] | None, level: int) -> str:
+    """Snowflake's multi-line repr of a group spec, indented for nesting at ``level``."""
+    pad = "    " * (level + 1)
+    children = ",\n".join(pad + "    " + s._repr(level + 2) for s in specs)
+    shape_text = f", shape={shape!r}" if shape else ""
+    return (
+        f"{head}(\n{pad}name={name!r},\n{pad}specs=[\n{children}\n{pad}]{shape_text}\n" + "    " * level + ")"
+    )
 
 
 class BaseParamSpec:
@@ -500,14 +503,7 @@ class ParamGroupSpec(BaseParamSpec):
         return hash((self._name, self._shape))
 
     def _repr(self, level: int) -> str:
-        pad = "    " * (level + 1)
-        children = ",\n".join(pad + "    " + s._repr(level + 2) for s in self._specs)
-        shape = f", shape={self._shape!r}" if self._shape else ""
-        return (
-            f"ParamGroupSpec(\n{pad}name={self._name!r},\n{pad}specs=[\n{children}\n{pad}]{shape}\n"
-            + ("    " * level)
-            + ")"
-        )
+        return _group_repr("ParamGroupSpec", self._name, self._specs, self._shape, level)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self._name, "specs": [s.to_dict() for s in self._specs]}

@@ -165,3 +165,36 @@ def test_params_validation_and_resolution() -> None:
         validate_params({"cfg": {"z": 1}}, specs)
     with pytest.raises(ValueError, match="does not accept any parameters"):
         validate_params({"x": 1}, [])
+
+
+def test_signature_repr_matches_snowflakes_layout() -> None:
+    sig = ModelSignature(
+        inputs=[
+            FeatureSpec("a", DataType.INT64),
+            FeatureGroupSpec("g", [FeatureSpec("x", DataType.STRING, (2,))], (-1,)),
+        ],
+        outputs=[FeatureSpec("o", DataType.DOUBLE, nullable=False)],
+        params=[ParamSpec("t", DataType.DOUBLE, 1.0)],
+    )
+    assert repr(sig) == (
+        "ModelSignature(\n"
+        "    inputs=[\n"
+        "        FeatureSpec(dtype=DataType.INT64, name='a', nullable=True),\n"
+        "        FeatureGroupSpec(\n"
+        "            name='g',\n"
+        "            specs=[\n"
+        "                FeatureSpec(dtype=DataType.STRING, name='x', shape=(2,), nullable=True)\n"
+        "            ], shape=(-1,)\n"
+        "        )\n"
+        "    ],\n"
+        "    outputs=[\n"
+        "        FeatureSpec(dtype=DataType.DOUBLE, name='o', nullable=False)\n"
+        "    ],\n"
+        "    params=[\n"
+        "        ParamSpec(name='t', dtype=DataType.DOUBLE, default_value=1.0)\n"
+        "    ]\n"
+        ")"
+    )
+    assert (
+        repr(ModelSignature([], [])) == "ModelSignature(\n    inputs=[],\n    outputs=[],\n    params=[]\n)"
+    )
