@@ -120,3 +120,40 @@ def fresh_db(session: Session) -> str:
     session.sql(f"CREATE DATABASE {name}").collect()
     session.sql("CREATE STAGE DATA").collect()
     return name
+
+
+class MotoServer:
+    """moto's S3 server on a free port: a real S3 endpoint (HTTP, signatures, multipart) in-process."""
+
+    access_key = "testing"
+    secret_key = "testing-secret"
+
+    def __init__(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self.port = _free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server.start()
+
+    def make_bucket(self) -> str:
+        from minio import Minio
+
+        name = f"rb-{uuid.uuid4().hex[:12]}"
+        client = Minio(
+            f"127.0.0.1:{self.port}", access_key=self.access_key, secret_key=self.secret_key, secure=False
+        )
+        client.make_bucket(name)
+        return name
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", MotoServer.access_key)
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", MotoServer.secret_key)
+    server = MotoServer()
+    yield server
+    server.stop()

@@ -10,7 +10,6 @@ import sys
 import threading
 import time
 import traceback
-from pathlib import Path
 
 from runbatch.client import ControlPlaneClient
 from runbatch.errors import ConflictError, RunbatchError
@@ -19,17 +18,12 @@ from runbatch.packager.meta import ModelMeta
 from runbatch.runtime import EXIT_CANCELLED, EXIT_OK, EXIT_REPORTED_FAILURE
 from runbatch.runtime.pipeline import PipelineConfig, ShardPipeline, Stopped, auto_batch_rows
 from runbatch.runtime.settings import RuntimeSettings
-from runbatch.stage.storage import Storage, open_storage
+from runbatch.stage.storage import open_storage
 from runbatch.wire.jobs import ShardWork
 
 __all__ = ["main"]
 
 log = logging.getLogger("runbatch.runtime")
-
-
-def _model_dir(storage: Storage, key: str) -> Path:
-    # Local storage roots are read in place; remote ones go through the host cache (cluster issue).
-    return Path(storage.full_path(key))
 
 
 class _Reporter:
@@ -79,7 +73,8 @@ def run(settings: RuntimeSettings) -> int:
         work.version_name,
         work.function_name,
     )
-    model_dir = _model_dir(open_storage(work.model_storage), work.model_key)
+    # A local root is read in place; a remote one is fetched once per host into the cache.
+    model_dir = open_storage(work.model_storage).local_path(work.model_key, settings.cache_dir)
     input_storage = open_storage(work.input_storage)
     try:
         meta = ModelMeta.read(model_dir / "model")

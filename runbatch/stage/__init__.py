@@ -1,10 +1,11 @@
 """Stages: named locations ``@[db.][schema.]stage/path`` and the storage roots behind them."""
 
 from runbatch.stage.paths import StagePath, normalize_key, parse_stage_path
-from runbatch.stage.storage import FileEntry, Storage, StorageConfig, open_storage
+from runbatch.stage.storage import FileEntry, LocalStorage, Storage, StorageConfig, open_storage
 
 __all__ = [
     "FileEntry",
+    "LocalStorage",
     "StagePath",
     "Storage",
     "StorageConfig",

@@ -1,4 +1,4 @@
-"""Storage roots behind stages: one interface over pyarrow filesystems.
+"""Storage roots behind stages: one interface, a local-directory backend and an S3 backend.
 
 Keys are normalized relative paths (``normalize_key``); a storage never touches anything
 outside its root. The local backend also refuses symlinks, so a link planted inside a
@@ -7,30 +7,51 @@ stage cannot point it at the rest of the disk.
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import os
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import pyarrow as pa
 import pyarrow.fs as pafs
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr, SerializationInfo, field_serializer
 
 from runbatch.errors import InvalidArgumentError, NotFoundError, StagePathError
 from runbatch.stage.paths import normalize_key
 
-__all__ = ["FileEntry", "Storage", "StorageConfig", "open_storage"]
+__all__ = ["FileEntry", "LocalStorage", "Storage", "StorageConfig", "open_storage"]
+
+_CHUNK = 1 << 20
 
 
 class StorageConfig(BaseModel):
-    """How to reach a storage root. Sent to runtimes inside a shard's work order."""
+    """How to reach a storage root. Sent to runtimes in a shard's work order, never stored in job records.
 
-    url: str = Field(description="file:///absolute/dir for a local directory")
+    The secret key serializes as ``**********`` unless the serialization context asks for
+    ``{"secrets": "reveal"}`` (only the work order a runtime fetches with its shard token does).
+    """
+
+    url: str = Field(description="file:///absolute/dir, or s3://bucket/prefix")
+    endpoint_url: str | None = Field(
+        default=None, description="S3-compatible endpoint, e.g. http://minio:9000"
+    )
+    region: str | None = Field(default=None, description="S3 region")
+    access_key: str | None = Field(default=None, description="S3 access key id")
+    secret_key: SecretStr | None = Field(default=None, description="S3 secret access key")
+
+    @field_serializer("secret_key", when_used="always")
+    def _serialize_secret(self, value: SecretStr | None, info: SerializationInfo) -> str | None:
+        if value is None:
+            return None
+        context = info.context or {}
+        return value.get_secret_value() if context.get("secrets") == "reveal" else "**********"
 
 
 @dataclass(frozen=True)
@@ -38,9 +59,75 @@ class FileEntry:
     key: str
     size: int
     last_modified: datetime
+    etag: str | None = None
 
 
-class Storage:
+class Storage(abc.ABC):
+    """A storage root: files addressed by normalized keys."""
+
+    @property
+    @abc.abstractmethod
+    def config(self) -> StorageConfig: ...
+
+    @abc.abstractmethod
+    def open_input_file(self, key: str) -> pa.NativeFile:
+        """A random-access file (what Parquet readers need)."""
+
+    @abc.abstractmethod
+    def open_output_stream(self, key: str) -> pa.NativeFile:
+        """A writable stream; the file appears whole when the stream is closed."""
+
+    @abc.abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abc.abstractmethod
+    def list(self, prefix: str = "") -> list[FileEntry]:
+        """Files whose key starts with ``prefix`` (``a/b`` matches ``a/b.csv`` and ``a/b/c``), sorted."""
+
+    @abc.abstractmethod
+    def md5(self, entry: FileEntry) -> str: ...
+
+    @abc.abstractmethod
+    def move(self, src: str, dst: str) -> None: ...
+
+    @abc.abstractmethod
+    def delete_file(self, key: str) -> bool: ...
+
+    @abc.abstractmethod
+    def delete_tree(self, directory: str) -> None:
+        """Remove a folder and everything in it (no-op when absent)."""
+
+    @abc.abstractmethod
+    def local_path(self, key: str, cache_dir: Path) -> Path:
+        """A local folder holding ``key`` and everything under it: the folder itself for a local
+        root, a per-host cached copy (fetched once, then reused) for a remote one."""
+
+    def read_bytes(self, key: str) -> bytes:
+        with self.open_input_file(key) as f:
+            data: bytes = f.read()
+            return data
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        self.write_stream(key, iter([data]))
+
+    def write_stream(self, key: str, chunks: Iterable[bytes]) -> int:
+        """Write ``chunks`` as one file that readers see only once complete; returns its size."""
+        size = 0
+        with self.open_output_stream(key) as sink:
+            for chunk in chunks:
+                sink.write(chunk)
+                size += len(chunk)
+        return size
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every file under ``prefix`` (a prefix as in ``list``); returns how many."""
+        entries = self.list(prefix)
+        for entry in entries:
+            self.delete_file(entry.key)
+        return len(entries)
+
+
+class LocalStorage(Storage):
     """A local directory used as a storage root."""
 
     def __init__(self, root: str) -> None:
@@ -68,26 +155,24 @@ class Storage:
                 break
         return full
 
-    # -- reading ---------------------------------------------------------------------------
+    def full_path(self, key: str) -> str:
+        return self._path(key)
+
+    def local_path(self, key: str, cache_dir: Path) -> Path:
+        return Path(self._path(key))
+
     def open_input_file(self, key: str) -> pa.NativeFile:
         path = self._path(key)
         if not os.path.isfile(path):
             raise NotFoundError(f"File {key!r} does not exist on the stage.")
         return self._fs.open_input_file(path)
 
-    def read_bytes(self, key: str) -> bytes:
-        with self.open_input_file(key) as f:
-            data: bytes = f.read()
-            return data
-
     def exists(self, key: str) -> bool:
         return os.path.isfile(self._path(key))
 
     def list(self, prefix: str = "") -> list[FileEntry]:
-        """Files whose key starts with ``prefix`` (``a/b`` matches ``a/b.csv`` and ``a/b/c``), sorted."""
-        trailing = prefix.endswith("/")
         norm = normalize_key(prefix)
-        if trailing and norm:
+        if prefix.endswith("/") and norm:
             norm += "/"
         base_dir = norm.rsplit("/", 1)[0] if "/" in norm else ""
         entries = [e for e in self._walk(base_dir) if e.key.startswith(norm)]
@@ -116,7 +201,7 @@ class Storage:
             return cached
         digest = hashlib.md5(usedforsecurity=False)
         with open(self._path(entry.key), "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
+            for chunk in iter(lambda: f.read(_CHUNK), b""):
                 digest.update(chunk)
         value = digest.hexdigest()
         with self._md5_lock:
@@ -125,28 +210,19 @@ class Storage:
             self._md5_cache[cache_key] = value
         return value
 
-    # -- writing ---------------------------------------------------------------------------
     def open_output_stream(self, key: str) -> pa.NativeFile:
-        path = self._path(key)
         if not normalize_key(key):
             raise StagePathError("A file name is required to write to a stage.")
+        path = self._path(key)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         return self._fs.open_output_stream(path)
 
-    def write_bytes(self, key: str, data: bytes) -> None:
-        with self.open_output_stream(key) as f:
-            f.write(data)
-
-    def write_stream(self, key: str, chunks: Iterator[bytes]) -> int:
-        """Write chunks to a temporary name and rename, so readers never see half a file."""
+    def write_stream(self, key: str, chunks: Iterable[bytes]) -> int:
+        # A temporary name then a rename, so readers never see half a file.
         final = self._path(key)
         tmp_key = f"{normalize_key(key)}.__tmp_{os.getpid()}_{threading.get_ident()}"
-        size = 0
         try:
-            with self.open_output_stream(tmp_key) as f:
-                for chunk in chunks:
-                    f.write(chunk)
-                    size += len(chunk)
+            size = super().write_stream(tmp_key, chunks)
             os.replace(self._path(tmp_key), final)
         except BaseException:
             self.delete_file(tmp_key)
@@ -166,40 +242,35 @@ class Storage:
         return False
 
     def delete_prefix(self, prefix: str) -> int:
-        """Delete every file under ``prefix`` (a prefix as in ``list``); returns how many."""
-        entries = self.list(prefix)
-        for entry in entries:
-            self.delete_file(entry.key)
+        count = super().delete_prefix(prefix)
         norm = normalize_key(prefix)
-        path = self._path(norm)
-        if norm and prefix.endswith("/") and os.path.isdir(path):
-            shutil.rmtree(path, ignore_errors=True)
-        return len(entries)
+        if norm and prefix.endswith("/") and os.path.isdir(self._path(norm)):
+            shutil.rmtree(self._path(norm), ignore_errors=True)
+        return count
 
     def delete_tree(self, directory: str) -> None:
-        """Remove a folder and everything in it (no-op when absent)."""
         path = self._path(directory)
         if normalize_key(directory) and os.path.isdir(path):
             shutil.rmtree(path, ignore_errors=True)
 
-    def filesystem(self) -> tuple[pafs.FileSystem, str]:
-        """The pyarrow filesystem and the base path keys are relative to (for dataset reads)."""
-        return self._fs, self.root
-
-    def full_path(self, key: str) -> str:
-        return self._path(key)
-
 
 def open_storage(config: StorageConfig | str, **_: Any) -> Storage:
     """Open the storage a config or URL names."""
-    url = config.url if isinstance(config, StorageConfig) else config
-    parsed = urlparse(url)
+    if isinstance(config, str):
+        config = StorageConfig(url=config)
+    parsed = urlparse(config.url)
     if parsed.scheme in ("", "file"):
-        root = parsed.path if parsed.scheme else url
+        root = parsed.path if parsed.scheme else config.url
         if parsed.netloc not in ("", "localhost") or not os.path.isabs(root):
-            raise InvalidArgumentError(f"The storage URL {url!r} must be an absolute path (file:///dir).")
+            raise InvalidArgumentError(
+                f"The storage URL {config.url!r} must be an absolute path (file:///dir)."
+            )
         os.makedirs(root, exist_ok=True)
-        return Storage(root)
+        return LocalStorage(root)
+    if parsed.scheme in ("s3", "s3compat"):
+        from runbatch.stage.s3 import S3Storage
+
+        return S3Storage.from_config(config)
     raise InvalidArgumentError(
-        f"The storage URL {url!r} has the scheme {parsed.scheme!r}; this build supports file:// storage."
+        f"The storage URL {config.url!r} has the scheme {parsed.scheme!r}; use file:///dir or s3://bucket/prefix."
     )

@@ -83,7 +83,7 @@ def test_pipeline_output_order_and_files(storage: Storage, workers: int) -> None
         ("out/attempt/part-00003-00002.parquet", 300),
     ]
     assert seen[-1] == 1500
-    table = pa.concat_tables(pq.read_table(storage.full_path(f.key)) for f in files)
+    table = pa.concat_tables(pq.read_table(storage.open_input_file(f.key)) for f in files)
     assert table.column_names == ["ID", "X", "y"]
     assert table.column("ID").to_pylist() == list(range(1500))
     assert table.column("y").to_pylist() == [x * 10 for x in range(1500)]
