@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO, cast
 from urllib.parse import urlparse
 
 import pyarrow as pa
@@ -121,13 +122,8 @@ class S3Storage(Storage):
         if not normalize_key(key):
             raise InvalidArgumentError("A file name is required to write to a stage.")
         reader = _ChunkReader(chunks)
-        self._minio.put_object(
-            self.bucket,
-            self._object(key),
-            reader,
-            length=-1,
-            part_size=_PART_SIZE,  # type: ignore[arg-type]
-        )
+        stream = cast(BinaryIO, reader)
+        self._minio.put_object(self.bucket, self._object(key), stream, length=-1, part_size=_PART_SIZE)
         return reader.size
 
     def exists(self, key: str) -> bool:
