@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
 
-__all__ = ["alembic_config", "upgrade_to_head"]
+__all__ = ["alembic_config", "is_at_head", "upgrade_to_head"]
 
 HERE = Path(__file__).resolve().parent
 
@@ -30,3 +30,13 @@ def upgrade_to_head(engine: Engine) -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+def is_at_head(engine: Engine) -> bool:
+    """True when the database has the newest schema this code knows."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    heads = set(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())
+    with engine.connect() as conn:
+        return set(MigrationContext.configure(conn).get_current_heads()) == heads

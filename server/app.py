@@ -15,6 +15,7 @@ from server.control_plane import ControlPlane, Dispatcher, NullDispatcher
 from server.db.engine import make_engine, make_sessionmaker
 from server.errors import install_error_handlers
 from server.maintenance import Maintenance
+from server.secrets import SecretBox
 from server.settings import ServerSettings
 
 __all__ = ["build_control_plane", "create_app"]
@@ -28,7 +29,8 @@ def build_control_plane(settings: ServerSettings, dispatcher: Dispatcher | None 
         settings=settings,
         engine=engine,
         sessionmaker=make_sessionmaker(engine),
-        storage=open_storage(settings.resolved_stage_url()),
+        storage=open_storage(settings.storage_config()),
+        secrets=SecretBox.for_settings(settings),
         dispatcher=dispatcher or NullDispatcher(),
     )
 

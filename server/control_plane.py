@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from runbatch.stage.storage import Storage
+from server.secrets import SecretBox
 from server.settings import ServerSettings
 
 __all__ = ["ControlPlane", "Dispatcher", "NullDispatcher"]
@@ -22,11 +23,18 @@ class Dispatcher(Protocol):
 
     def dispatch(self, pool: str, shard_ids: list[UUID]) -> None: ...
 
+    def pending_messages(self, pool: str) -> int | None:
+        """Messages waiting in the pool's queue, or None when the dispatcher cannot lose them."""
+        ...
+
 
 class NullDispatcher:
     """For a control plane without workers attached: shards wait in the database until one asks."""
 
     def dispatch(self, pool: str, shard_ids: list[UUID]) -> None:
+        return None
+
+    def pending_messages(self, pool: str) -> int | None:
         return None
 
 
@@ -36,6 +44,7 @@ class ControlPlane:
     engine: Engine
     sessionmaker: sessionmaker[Session]
     storage: Storage
+    secrets: SecretBox
     dispatcher: Dispatcher = field(default_factory=NullDispatcher)
     background: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="runbatch-bg")

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import uvicorn
 
-from migrations import upgrade_to_head
+from migrations import is_at_head, upgrade_to_head
 from server.app import build_control_plane, create_app
 from server.auth.tokens import ensure_admin_token_file
-from server.control_plane import ControlPlane
+from server.control_plane import ControlPlane, Dispatcher
+from server.dispatch import CeleryDispatcher
 from server.settings import ServerSettings
 from worker.executors.process import ProcessExecutor
 from worker.inprocess import InProcessDispatcher
@@ -31,18 +32,37 @@ log = logging.getLogger("runbatch.server")
 
 
 class ControlPlaneProcess:
-    """One control plane serving HTTP, with worker threads running shards as subprocesses."""
+    """One control plane serving HTTP.
+
+    Without a broker it runs shards itself (in-process worker threads, a subprocess per shard):
+    the embedded default and a single-host `runbatch server`. With RUNBATCH_BROKER_URL it sends
+    shards to Celery queues, one per compute pool, for `runbatch worker` processes anywhere.
+    """
 
     def __init__(self, settings: ServerSettings, worker_settings: WorkerSettings | None = None) -> None:
         self.settings = settings
         self.worker_settings = worker_settings or WorkerSettings()
         settings.home.mkdir(parents=True, exist_ok=True)
-        ws = self.worker_settings
-        warm = ws.slots if ws.warm_runtimes is None else ws.warm_runtimes
-        self.dispatcher = InProcessDispatcher(ws, ProcessExecutor(ws.python, warm=warm, preload=ws.preload))
-        self.cp: ControlPlane = build_control_plane(settings, self.dispatcher)
+        self.dispatcher: InProcessDispatcher | None = None
+        if settings.broker_url:
+            dispatcher: Dispatcher = CeleryDispatcher(
+                settings.broker_url, self.worker_settings.visibility_timeout_s
+            )
+        else:
+            ws = self.worker_settings
+            warm = ws.slots if ws.warm_runtimes is None else ws.warm_runtimes
+            self.dispatcher = InProcessDispatcher(
+                ws, ProcessExecutor(ws.python, warm=warm, preload=ws.preload)
+            )
+            dispatcher = self.dispatcher
+        self.cp: ControlPlane = build_control_plane(settings, dispatcher)
         if self.cp.engine.url.get_backend_name() == "sqlite":
             upgrade_to_head(self.cp.engine)
+        elif not is_at_head(self.cp.engine):
+            raise RuntimeError(
+                "The metadata database is not at the newest schema: run `runbatch migrate` with the same "
+                "RUNBATCH_DATABASE_URL first."
+            )
         with self.cp.sessionmaker() as session:
             self.token = ensure_admin_token_file(session, settings.home)
             session.commit()
@@ -59,6 +79,8 @@ class ControlPlaneProcess:
         return sock
 
     def _start_workers(self) -> None:
+        if self.dispatcher is None:
+            return  # workers are separate processes that consume the broker
         cache = self.worker_settings.cache_dir or self.settings.home / "cache"
         self.dispatcher.start(self.url, self.token, {"RUNBATCH_CACHE_DIR": str(cache)})
 
@@ -94,7 +116,8 @@ class ControlPlaneProcess:
         try:
             self._server.run(sockets=[sock])
         finally:
-            self.dispatcher.stop()
+            if self.dispatcher is not None:
+                self.dispatcher.stop()
 
     def _start_when_ready(self) -> None:
         assert self._server is not None
@@ -106,7 +129,8 @@ class ControlPlaneProcess:
         )
 
     def stop(self) -> None:
-        self.dispatcher.stop()
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:

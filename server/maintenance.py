@@ -7,23 +7,28 @@ process left half done), (4) fails jobs whose input upload never finished.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+from collections.abc import Iterator
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select, text
 
 from server.control_plane import ControlPlane
 from server.db.tables import JobRow, ShardRow, utcnow
 from server.jobs import shards as shard_protocol
 from server.jobs.finalize import finalize, ready_to_finalize
+from server.jobs.service import no_worker_message
 from server.jobs.states import JobPhase, JobStatus, ShardState, transition_job, transition_phase
+from server.workers import service as workers
 
 __all__ = ["Maintenance"]
 
 log = logging.getLogger("runbatch.server.maintenance")
 
 _STALE_FINALIZATION = timedelta(seconds=60)
+_ADVISORY_LOCK = 0x72756E62  # "runb": the key of the one-reaper-at-a-time lock
 
 
 class Maintenance:
@@ -52,10 +57,30 @@ class Maintenance:
                 log.exception("maintenance pass failed; trying again next interval")
 
     def run_once(self) -> None:
-        self.reap_stale_shards()
-        self.dispatch_due()
-        self.finalize_ended_jobs()
-        self.expire_uploads()
+        """One pass; with several server replicas on Postgres, one of them at a time does it."""
+        with self._exclusive() as mine:
+            if not mine:
+                return
+            self.reap_stale_shards()
+            self.dispatch_due()
+            self.finalize_ended_jobs()
+            self.expire_uploads()
+            self.explain_waiting_jobs()
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[bool]:
+        engine = self.cp.engine
+        if engine.dialect.name != "postgresql":
+            yield True  # SQLite: one process owns the database file's writes anyway
+            return
+        with engine.connect() as conn:
+            got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _ADVISORY_LOCK}).scalar())
+            try:
+                yield got
+            finally:
+                if got:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _ADVISORY_LOCK})
+                conn.commit()
 
     def reap_stale_shards(self) -> None:
         cutoff = utcnow() - timedelta(seconds=self.cp.settings.heartbeat_timeout_s)
@@ -93,24 +118,55 @@ class Maintenance:
             session.commit()
 
     def dispatch_due(self) -> None:
+        """Send retries whose backoff has ended, and shards whose dispatch seems lost (a broker restart).
+
+        Sending a shard twice is harmless: the second claim loses the compare-and-set.
+        """
         now = utcnow()
+        lost = now - timedelta(seconds=self.cp.settings.redispatch_after_s)
         with self.cp.sessionmaker() as session:
             due = list(
                 session.scalars(
-                    select(ShardRow).where(
+                    select(ShardRow)
+                    .join(ShardRow.job)
+                    .where(
                         ShardRow.state == ShardState.PENDING,
-                        ShardRow.not_before.is_not(None),
-                        ShardRow.not_before <= now,
+                        JobRow.phase.in_([JobPhase.QUEUED, JobPhase.RUNNING]),
+                        or_(
+                            ShardRow.not_before <= now,
+                            and_(ShardRow.not_before.is_(None), ShardRow.dispatched_at < lost),
+                        ),
                     )
                 )
             )
             by_pool: dict[str, list[ShardRow]] = {}
+            queues: dict[str, int | None] = {}
             for shard in due:
+                if shard.not_before is None:  # waiting since its dispatch: was the message lost?
+                    pool = shard.job.compute_pool
+                    if pool not in queues:
+                        queues[pool] = self.cp.dispatcher.pending_messages(pool)
+                    if queues[pool] != 0:
+                        continue  # still queued (or the dispatcher cannot lose messages)
                 shard.not_before = None
+                shard.dispatched_at = now
                 by_pool.setdefault(shard.job.compute_pool, []).append(shard)
             session.commit()
         for pool, shards in by_pool.items():
             self.cp.dispatcher.dispatch(pool, [s.id for s in shards])
+
+    def explain_waiting_jobs(self) -> None:
+        """A queued job says when no live worker serves its pool, and stops saying it when one does."""
+        timeout = self.cp.settings.worker_timeout_s
+        with self.cp.sessionmaker() as session:
+            for job in session.scalars(select(JobRow).where(JobRow.phase == JobPhase.QUEUED)):
+                waiting = no_worker_message(job.compute_pool)
+                live = bool(workers.live_workers(session, timeout, job.compute_pool))
+                if not live and not job.message:
+                    job.message = waiting
+                elif live and job.message == waiting:
+                    job.message = ""
+            session.commit()
 
     def finalize_ended_jobs(self) -> None:
         with self.cp.sessionmaker() as session:

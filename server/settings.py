@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from runbatch.stage.storage import StorageConfig
 
 __all__ = ["ServerSettings", "default_home"]
 
@@ -48,9 +50,44 @@ class ServerSettings(BaseSettings):
         description="A job whose client never finished uploading its input fails after this long.",
     )
     log_level: str = Field(default="INFO", description="Log level of the server process.")
+    s3_endpoint_url: str | None = Field(
+        default=None, description="Endpoint of S3-compatible storage when RUNBATCH_STAGE_URL is s3://..."
+    )
+    s3_access_key: str | None = Field(default=None, description="Access key id for RUNBATCH_STAGE_URL on S3.")
+    s3_secret_key: SecretStr | None = Field(
+        default=None, description="Secret access key for RUNBATCH_STAGE_URL."
+    )
+    s3_region: str = Field(default="us-east-1", description="Region of RUNBATCH_STAGE_URL on S3.")
+    broker_url: str | None = Field(
+        default=None,
+        description="Celery broker (redis://...). Set: shards go to workers on any host through per-pool queues; "
+        "unset: the server runs shards itself with in-process workers.",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Key that encrypts external stage credentials at rest; default a random key kept in "
+        "$RUNBATCH_HOME/secret.key. Every server replica must use the same key.",
+    )
+    worker_timeout_s: float = Field(
+        default=30.0, description="A worker whose last heartbeat is older than this no longer counts as live."
+    )
+    redispatch_after_s: float = Field(
+        default=60.0,
+        description="A shard still waiting this long after its dispatch is sent again (a lost broker message).",
+    )
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'runbatch.db'}"
 
     def resolved_stage_url(self) -> str:
         return self.stage_url or f"file://{(self.home / 'storage').resolve()}"
+
+    def storage_config(self) -> StorageConfig:
+        """The storage root of internal stages and model artifacts."""
+        return StorageConfig(
+            url=self.resolved_stage_url(),
+            endpoint_url=self.s3_endpoint_url,
+            region=self.s3_region,
+            access_key=self.s3_access_key,
+            secret_key=self.s3_secret_key,
+        )

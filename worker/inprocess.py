@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import socket
 import threading
 import uuid
 
 from runbatch.client import ControlPlaneClient
 from runbatch.errors import RunbatchError
 from worker.executors.base import Executor
+from worker.registration import Registration, host_capacity
 from worker.settings import WorkerSettings
 from worker.shard_runner import ShardRunner
 
@@ -30,11 +30,14 @@ class InProcessDispatcher:
         self._threads: list[threading.Thread] = []
         self._runner: ShardRunner | None = None
         self._client: ControlPlaneClient | None = None
+        self._registration: Registration | None = None
 
     def start(self, api_url: str, token: str, env: dict[str, str]) -> None:
         self._client = ControlPlaneClient(api_url, token)
-        name = f"{socket.gethostname()}:{os.getpid()}"
-        self._runner = ShardRunner(self._client, self.executor, self.settings, name, env)
+        capacity = host_capacity(self.settings, ["*"])  # the embedded worker serves every pool
+        self._registration = Registration(self._client, capacity, self.settings.worker_heartbeat_interval_s)
+        self._registration.start()
+        self._runner = ShardRunner(self._client, self.executor, self.settings, capacity.name, env)
         for i in range(self.settings.slots):
             thread = threading.Thread(target=self._loop, name=f"runbatch-slot-{i}", daemon=True)
             thread.start()
@@ -44,6 +47,9 @@ class InProcessDispatcher:
                 self._queue.put(uuid.UUID(str(shard["id"])))
         except RunbatchError as exc:
             log.warning("could not pick up queued shards: %s", exc)
+
+    def pending_messages(self, pool: str) -> int | None:
+        return None  # an in-memory queue loses nothing while its process lives; a restart rescans
 
     def dispatch(self, pool: str, shard_ids: list[uuid.UUID]) -> None:
         for shard_id in shard_ids:
@@ -60,6 +66,8 @@ class InProcessDispatcher:
                 log.exception("running shard %s failed in the worker", shard_id)
 
     def stop(self) -> None:
+        if self._registration is not None:
+            self._registration.stop()
         if self._runner is not None:
             self._runner.kill_all()
         self.executor.close()

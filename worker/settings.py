@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["WorkerSettings"]
@@ -16,6 +16,26 @@ class WorkerSettings(BaseSettings):
 
     executor: str = Field(
         default="process", description="How runtimes start: 'process' (subprocess per shard)."
+    )
+    api_url: str | None = Field(default=None, description="Control plane URL a standalone worker reports to.")
+    token: SecretStr | None = Field(default=None, description="Bearer token of a standalone worker.")
+    broker_url: str | None = Field(
+        default=None, description="Celery broker a standalone worker consumes from."
+    )
+    pools: str = Field(
+        default="SYSTEM_COMPUTE_POOL_CPU",
+        description="Comma-separated compute pools a standalone worker serves.",
+    )
+    gpus: int | None = Field(
+        default=None, description="GPUs this worker offers; default: counted with nvidia-smi."
+    )
+    visibility_timeout_s: float = Field(
+        default=6 * 3600.0,
+        description="Redis redelivers an unacknowledged shard message after this long; keep it above the longest "
+        "shard (the reaper, not redelivery, recovers shards of dead workers).",
+    )
+    worker_heartbeat_interval_s: float = Field(
+        default=10.0, description="How often a worker tells the control plane it is alive."
     )
     slots: int = Field(
         default_factory=lambda: max(2, os.cpu_count() or 1),

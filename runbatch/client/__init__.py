@@ -32,7 +32,8 @@ from runbatch.wire.jobs import (
     ShardWork,
 )
 from runbatch.wire.registry import ModelPublic, ModelVersionPublic
-from runbatch.wire.resources import SqlRequest, SqlResult, StageFilePublic
+from runbatch.wire.resources import ComputePoolPublic, SqlRequest, SqlResult, StageFilePublic
+from runbatch.wire.workers import WorkerPublic, WorkerRegister
 
 __all__ = ["ControlPlaneClient"]
 
@@ -315,6 +316,21 @@ class ControlPlaneClient:
         return self._get(self._job(database, schema, name) + "/shards", list[ShardPublic])
 
     # -- worker and runtime -----------------------------------------------------------------------
+    def register_worker(self, body: WorkerRegister) -> WorkerPublic:
+        return self._send("POST", "/workers", body, WorkerPublic, idempotent=False)
+
+    def worker_heartbeat(self, worker_id: uuid.UUID) -> WorkerPublic:
+        return self._send("POST", f"/workers/{worker_id}/heartbeat", None, WorkerPublic, idempotent=True)
+
+    def sign_off_worker(self, worker_id: uuid.UUID) -> None:
+        self._request("DELETE", f"/workers/{worker_id}")
+
+    def list_workers(self, pool: str | None = None) -> list[WorkerPublic]:
+        return self._get("/workers", list[WorkerPublic], pool=pool)
+
+    def get_compute_pool(self, name: str) -> ComputePoolPublic:
+        return self._get(f"/compute-pools/{_seg(name)}", ComputePoolPublic)
+
     def pending_shards(self, pool: str | None = None) -> list[dict[str, Any]]:
         return self._get("/shards", list[dict[str, Any]], pool=pool)
 

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from runbatch.wire.workers import WorkerPublic
+
 __all__ = [
     "ComputePoolCreate",
     "ComputePoolPublic",
@@ -93,6 +95,9 @@ class ComputePoolPublic(BaseModel):
     comment: str | None
     owner: str
     created_on: datetime
+    state: str = Field(default="ACTIVE", description="ACTIVE with live workers, IDLE without")
+    workers: list[WorkerPublic] = Field(default_factory=list, description="Live workers serving the pool")
+    running_shards: int = 0
 
 
 class SqlRequest(BaseModel):

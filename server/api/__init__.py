@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from server.api import health, jobs, models, resources, shards, sql, stage_files
+from server.api import health, jobs, models, resources, shards, sql, stage_files, workers
 
 __all__ = ["api_router"]
 
@@ -14,3 +14,4 @@ api_router.include_router(stage_files.router)
 api_router.include_router(models.router)
 api_router.include_router(jobs.router)
 api_router.include_router(shards.router)
+api_router.include_router(workers.router)

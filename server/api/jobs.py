@@ -5,8 +5,6 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from runbatch.wire.jobs import JobCreate, JobPublic, JobsPublic, LogsPublic, ShardPublic
-from server.control_plane import ControlPlane
-from server.db.tables import JobRow
 from server.deps import ControlPlaneDep, SessionDep, UserDep
 from server.jobs import service as jobs
 from server.jobs.finalize import finalize_soon
@@ -16,18 +14,14 @@ router = APIRouter(tags=["jobs"])
 _JOB = "/databases/{database}/schemas/{schema}/jobs/{name}"
 
 
-def _dispatch(cp: ControlPlane, job: JobRow) -> None:
-    pending = [s.id for s in job.shards if s.state == "PENDING" and s.not_before is None]
-    if pending:
-        cp.dispatcher.dispatch(job.compute_pool, pending)
-
-
 @router.post("/jobs", status_code=status.HTTP_201_CREATED)
 def submit_job(body: JobCreate, session: SessionDep, cp: ControlPlaneDep, user: UserDep) -> JobPublic:
     """Validate and record a job. Stage input starts right away; uploaded input waits for ``start``."""
     job = jobs.create_job(session, cp, user, body)
+    due = jobs.mark_dispatched(job)
     session.commit()
-    _dispatch(cp, job)
+    if due:
+        cp.dispatcher.dispatch(job.compute_pool, due)
     return jobs.job_public(job)
 
 
@@ -38,8 +32,10 @@ def start_job(
     """Plan and dispatch a job whose input the client has finished uploading to ``input_location``."""
     job = jobs.get_job(session, database, schema, name)
     jobs.start_job(session, cp, job)
+    due = jobs.mark_dispatched(job)
     session.commit()
-    _dispatch(cp, job)
+    if due:
+        cp.dispatcher.dispatch(job.compute_pool, due)
     return jobs.job_public(job)
 
 

@@ -1,6 +1,7 @@
 """Databases, schemas, stages and compute pools as REST resources."""
 
 from fastapi import APIRouter, status
+from sqlalchemy.orm import Session
 
 from runbatch.wire.resources import (
     ComputePoolCreate,
@@ -16,6 +17,7 @@ from server.db.tables import ComputePoolRow, DatabaseRow, SchemaRow, StageRow
 from server.deps import ControlPlaneDep, SessionDep, UserDep
 from server.resources import service as resources
 from server.stages import service as stages
+from server.workers import service as workers
 
 router = APIRouter(tags=["resources"])
 
@@ -41,8 +43,8 @@ def _stage(row: StageRow, database: str, schema: str) -> StagePublic:
     )
 
 
-def _pool(row: ComputePoolRow) -> ComputePoolPublic:
-    return ComputePoolPublic(
+def _pool(row: ComputePoolRow, session: Session | None = None, timeout_s: float = 0) -> ComputePoolPublic:
+    pool = ComputePoolPublic(
         name=row.name,
         instance_family=row.instance_family,
         min_nodes=row.min_nodes,
@@ -51,6 +53,12 @@ def _pool(row: ComputePoolRow) -> ComputePoolPublic:
         owner=row.owner,
         created_on=row.created_on,
     )
+    if session is not None:
+        live = workers.live_workers(session, timeout_s, row.name)
+        pool.workers = [workers.worker_public(w, timeout_s) for w in live]
+        pool.state = "ACTIVE" if live else "IDLE"
+        pool.running_shards = resources.running_shards(session, row.name)
+    return pool
 
 
 @router.get("/databases")
@@ -162,8 +170,9 @@ def drop_stage(
 
 
 @router.get("/compute-pools")
-def list_compute_pools(session: SessionDep, _: UserDep) -> list[ComputePoolPublic]:
-    return [_pool(r) for r in resources.list_compute_pools(session)]
+def list_compute_pools(session: SessionDep, cp: ControlPlaneDep, _: UserDep) -> list[ComputePoolPublic]:
+    timeout = cp.settings.worker_timeout_s
+    return [_pool(r, session, timeout) for r in resources.list_compute_pools(session)]
 
 
 @router.post("/compute-pools", status_code=status.HTTP_201_CREATED)
@@ -183,8 +192,9 @@ def create_compute_pool(body: ComputePoolCreate, session: SessionDep, user: User
 
 
 @router.get("/compute-pools/{name}")
-def get_compute_pool(name: str, session: SessionDep, _: UserDep) -> ComputePoolPublic:
-    return _pool(resources.get_compute_pool(session, name))
+def get_compute_pool(name: str, session: SessionDep, cp: ControlPlaneDep, _: UserDep) -> ComputePoolPublic:
+    """A pool with its live workers (host, pools, CPUs, memory, GPUs) and how many shards run on it."""
+    return _pool(resources.get_compute_pool(session, name), session, cp.settings.worker_timeout_s)
 
 
 @router.delete("/compute-pools/{name}", status_code=status.HTTP_204_NO_CONTENT)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter, status
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import select
 
@@ -69,15 +70,17 @@ def claim_shard(
         session.commit()  # keeps the CANCELLED mark of a stopped job's pending shard
         raise
     session.commit()
-    return ShardAssignment(work=protocol.build_work(cp, shard), token=secret)
+    return ShardAssignment(work=protocol.build_work(session, cp, shard), token=secret)
 
 
-@router.get("/{shard_id}/work")
+@router.get("/{shard_id}/work", response_model=ShardWork)
 def get_work(
     shard_id: uuid.UUID, session: SessionDep, cp: ControlPlaneDep, principal: PrincipalDep
-) -> ShardWork:
+) -> JSONResponse:
+    """The work order, with the storage credentials the runtime needs (the only response that has them)."""
     _own(principal, shard_id)
-    return protocol.build_work(cp, protocol.get_shard(session, shard_id))
+    work = protocol.build_work(session, cp, protocol.get_shard(session, shard_id))
+    return JSONResponse(work.model_dump(mode="json", context={"secrets": "reveal"}))
 
 
 @router.post("/{shard_id}/heartbeat")

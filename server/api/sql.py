@@ -12,7 +12,9 @@ router = APIRouter(tags=["sql"])
 @router.post("/sql")
 def run_sql(body: SqlRequest, session: SessionDep, cp: ControlPlaneDep, user: UserDep) -> SqlResult:
     """Execute one statement; the result says which database and schema are current afterwards."""
-    execution = execute_sql(session, cp.storage, user, body.sql, database=body.database, schema=body.schema_)
+    execution = execute_sql(
+        session, cp.storage, cp.secrets, user, body.sql, database=body.database, schema=body.schema_
+    )
     session.commit()
     for action in execution.after_commit:
         action()

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from runbatch.errors import StagePathError
+from runbatch.errors import StagePathError, UnsupportedError
 from runbatch.stage.paths import StagePath, normalize_key
 from runbatch.wire.resources import StageFilePublic
 from server.control_plane import ControlPlane
@@ -27,7 +27,7 @@ _CHUNK = 1 << 20
 def _resolve(cp: ControlPlane, database: str, schema: str, stage: str, path: str) -> ResolvedStage:
     with cp.sessionmaker() as session:
         return stages.resolve_stage_path(
-            session, cp.storage, StagePath(database, schema, stage, normalize_key(path))
+            session, cp.storage, StagePath(database, schema, stage, normalize_key(path)), cp.secrets
         )
 
 
@@ -44,7 +44,7 @@ def list_stage_files(
 ) -> list[StageFilePublic]:
     """LIST: files whose path starts with ``path`` (a folder when it ends with '/'), optionally matching a regex."""
     resolved = stages.resolve_stage_path(
-        session, cp.storage, StagePath(database, schema, stage, normalize_key(path))
+        session, cp.storage, StagePath(database, schema, stage, normalize_key(path)), cp.secrets
     )
     return stages.list_files(resolved, prefix_is_dir=path.endswith("/") or not path, pattern=pattern)
 
@@ -57,6 +57,11 @@ async def upload_stage_file(
     resolved = await run_in_threadpool(_resolve, cp, database, schema, stage, path)
     if not resolved.path.path:
         raise StagePathError("A file name is required to upload to a stage.")
+    if resolved.external_url:
+        raise UnsupportedError(
+            f"PUT does not upload to external stages ({resolved.external_url}); copy files into the bucket with your "
+            "S3 tools, or upload to an internal stage."
+        )
     # The storage write is blocking; a bounded queue hands chunks to a thread so the event
     # loop keeps reading the socket and memory stays at a few chunks whatever the file size.
     chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=8)

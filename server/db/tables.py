@@ -43,6 +43,7 @@ __all__ = [
     "ShardRow",
     "StageRow",
     "UTCDateTime",
+    "WorkerRow",
     "utcnow",
 ]
 
@@ -118,8 +119,32 @@ class StageRow(Base):
     comment: Mapped[str | None] = mapped_column(Text)
     owner: Mapped[str] = mapped_column(String(255))
     created_on: Mapped[datetime] = mapped_column(default=utcnow)
+    # External stages only: where the files are, and the credentials to reach them (encrypted).
+    url: Mapped[str | None] = mapped_column(String(2048))
+    endpoint: Mapped[str | None] = mapped_column(String(1024))
+    region: Mapped[str | None] = mapped_column(String(64))
+    credentials: Mapped[str | None] = mapped_column(Text)
 
     schema: Mapped[SchemaRow] = relationship()
+
+
+class WorkerRow(Base):
+    """A worker process that serves compute pools; live while its heartbeat is fresh."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(255))
+    host: Mapped[str] = mapped_column(String(255))
+    pools: Mapped[list[Any]] = mapped_column(JSON)
+    executor: Mapped[str] = mapped_column(String(32))
+    slots: Mapped[int] = mapped_column(Integer)
+    cpus: Mapped[int] = mapped_column(Integer)
+    memory_bytes: Mapped[int] = mapped_column(BigInteger)
+    gpus: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+    stopped_at: Mapped[datetime | None] = mapped_column()
 
 
 class ComputePoolRow(Base):
@@ -256,6 +281,7 @@ class ShardRow(Base):
     worker: Mapped[str | None] = mapped_column(String(255))
     token_hash: Mapped[str | None] = mapped_column(String(64))
     not_before: Mapped[datetime | None] = mapped_column()
+    dispatched_at: Mapped[datetime | None] = mapped_column()
     heartbeat_at: Mapped[datetime | None] = mapped_column()
     started_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()

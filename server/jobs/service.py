@@ -20,7 +20,7 @@ from runbatch.identifiers import complete_name, parse_qualified_name, qualified
 from runbatch.ml.model._signatures.core import ModelSignature
 from runbatch.ml.model._signatures.validate import resolve_params, validate_params
 from runbatch.ml.model.batch import SaveMode
-from runbatch.stage.paths import StagePath, parse_stage_path
+from runbatch.stage.paths import parse_stage_path
 from runbatch.wire.jobs import JobCreate, JobPublic, LogLine, ShardPublic, StageInput, UploadInput
 from server.auth.tokens import Principal
 from server.control_plane import ControlPlane
@@ -38,6 +38,7 @@ from server.jobs.states import (
 from server.registry import service as registry
 from server.resources import service as resources
 from server.stages import service as stages
+from server.workers import service as workers
 
 __all__ = [
     "append_logs",
@@ -47,6 +48,8 @@ __all__ = [
     "get_job",
     "job_public",
     "list_jobs",
+    "mark_dispatched",
+    "no_worker_message",
     "read_logs",
     "shard_public",
     "start_job",
@@ -71,11 +74,8 @@ def _job_namespace(
     return resources.get_schema(session, db, sch), name
 
 
-def _enforce_save_mode(
-    cp: ControlPlane, session: Session, output: StagePath, shown: str, mode: SaveMode
-) -> None:
-    resolved = stages.resolve_stage_path(session, cp.storage, output)
-    existing = cp.storage.list(resolved.key + "/")
+def _enforce_save_mode(output: stages.ResolvedStage, shown: str, mode: SaveMode) -> None:
+    existing = output.storage.list(output.key + "/")
     if not existing:
         return
     if mode is SaveMode.ERROR:
@@ -83,7 +83,7 @@ def _enforce_save_mode(
             f"Output stage location '{shown}' is not empty. Found {len(existing)} existing files. When using ERROR "
             "mode, the output location must be empty. Please clear the existing files or use OVERWRITE mode."
         )
-    cp.storage.delete_prefix(resolved.key + "/")
+    output.storage.delete_prefix(output.key + "/")
 
 
 def create_job(session: Session, cp: ControlPlane, principal: Principal, body: JobCreate) -> JobRow:
@@ -113,6 +113,8 @@ def create_job(session: Session, cp: ControlPlane, principal: Principal, body: J
             f"gpu_requests={job_spec.gpu_requests} needs a GPU compute pool, but {pool.name} has instance family "
             f"{pool.instance_family}. Use SYSTEM_COMPUTE_POOL_GPU or a pool with a GPU_NV_* family."
         )
+    live = workers.live_workers(session, cp.settings.worker_timeout_s, pool.name)
+    workers.check_capacity(live, pool.name, job_spec)
     signature = ModelSignature.from_dict(fn.signature)
     with validation.as_invalid_argument():
         validate_params(input_spec.params, signature.params)
@@ -137,8 +139,13 @@ def create_job(session: Session, cp: ControlPlane, principal: Principal, body: J
     else:
         assert output_spec.stage_location is not None
         output = parse_stage_path(output_spec.stage_location, **ctx)
+    resolved_out = stages.resolve_stage_path(session, cp.storage, output, cp.secrets)
+    if resolved_out.external_url:
+        raise InvalidArgumentError(
+            f"The output location {output.as_dir()} is on an external stage; run_batch writes its results to "
+            "internal stages only (as Snowflake does). Choose an internal stage for OutputSpec."
+        )
     shown_output = (output_spec.stage_location or output.as_dir()).rstrip("/") + "/"
-    _enforce_save_mode(cp, session, output, shown_output, output_spec.mode)
 
     where = f"function {fn.name} of model {fqmn} version {version.name}"
     case_sensitive = bool(
@@ -146,15 +153,16 @@ def create_job(session: Session, cp: ControlPlane, principal: Principal, body: J
     )
     column_handling = {k: dict(v) for k, v in (input_spec.column_handling or {}).items()}
     files: list[InputFile] | None = None
+    input_stage: dict[str, str] | None = None
     if isinstance(body.input, StageInput):
         location = parse_stage_path(body.input.location, **ctx)
-        resolved_in = stages.resolve_stage_path(session, cp.storage, location)
+        resolved_in = stages.resolve_stage_path(session, cp.storage, location, cp.secrets)
         if location.contains(output) or output.contains(location):
             raise InvalidArgumentError(
                 f"The output location {output.as_dir()} overlaps the input location {location.as_dir()}; write the "
                 "output to a folder outside the input."
             )
-        files = list_input_files(cp.storage, resolved_in.key, body.input.pattern, location.as_dir())
+        files = list_input_files(resolved_in.storage, resolved_in.key, body.input.pattern, location.as_dir())
         if not files:
             raise InvalidArgumentError(
                 f"No Parquet input files found under {location.as_dir()}"
@@ -169,6 +177,8 @@ def create_job(session: Session, cp: ControlPlane, principal: Principal, body: J
                 )
         input_location = location.as_dir()
         input_key = resolved_in.key
+        # Where to read from, by name: credentials are looked up when a shard starts, never stored here.
+        input_stage = {"database": location.database, "schema": location.schema, "stage": location.stage}
     else:
         assert isinstance(body.input, UploadInput)
         schema = pa.schema([pa.field(c.name, _parse_type(c.type)) for c in body.input.columns])
@@ -178,6 +188,8 @@ def create_job(session: Session, cp: ControlPlane, principal: Principal, body: J
     feature_columns = validation.match_columns(
         signature.inputs, schema, case_sensitive=case_sensitive, column_handling=column_handling, where=where
     )
+    # Last of the checks, because OVERWRITE deletes: nothing may fail after it.
+    _enforce_save_mode(resolved_out, shown_output, output_spec.mode)
     output_key = output.key
     spec: dict[str, Any] = {
         "request": body.model_dump(mode="json", by_alias=True),
@@ -200,6 +212,7 @@ def create_job(session: Session, cp: ControlPlane, principal: Principal, body: J
         "feature_columns": feature_columns,
         "column_handling": column_handling or None,
         "input_key": input_key,
+        "input_stage": input_stage,
         "input_columns": schema.names,
         "output_key": output_key,
         "temporary_key": f"{output_key}/_temporary",
@@ -220,13 +233,29 @@ def create_job(session: Session, cp: ControlPlane, principal: Principal, body: J
         output_location=output.as_dir(),
         input_location=input_location,
         replicas=job_spec.replicas or 1,
-        message="",
+        message="" if live else no_worker_message(pool.name),
     )
     session.add(job)
     session.flush()
     if files is not None:
         _plan(session, cp, job, files)
     return job
+
+
+def no_worker_message(pool: str) -> str:
+    return (
+        f"Waiting for a worker: no live worker serves compute pool {pool}. Start one with "
+        f"`runbatch worker --pools {pool}`."
+    )
+
+
+def mark_dispatched(job: JobRow) -> list[uuid.UUID]:
+    """Shards to send to workers now; their dispatch time lets the reaper resend lost ones."""
+    now = utcnow()
+    due = [s for s in job.shards if s.state == ShardState.PENDING and s.not_before is None]
+    for shard in due:
+        shard.dispatched_at = now
+    return [s.id for s in due]
 
 
 def _parse_type(text: str) -> pa.DataType:

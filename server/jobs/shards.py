@@ -21,6 +21,7 @@ from server.jobs.states import (
     transition_phase,
     transition_shard,
 )
+from server.stages import service as stages
 
 __all__ = [
     "build_work",
@@ -78,7 +79,9 @@ def claim(session: Session, shard_id: uuid.UUID, worker: str) -> tuple[ShardRow,
     )
     if not won:
         raise ConflictError(f"Shard {shard.index} of job {job.name} is already {shard.state}; nothing to do.")
-    if transition_job(session, job.id, from_={JobStatus.PENDING}, to=JobStatus.RUNNING, started_at=now):
+    if transition_job(
+        session, job.id, from_={JobStatus.PENDING}, to=JobStatus.RUNNING, started_at=now, message=""
+    ):
         transition_phase(session, job.id, from_={JobPhase.QUEUED}, to=JobPhase.RUNNING)
     session.flush()
     session.refresh(shard)
@@ -86,11 +89,17 @@ def claim(session: Session, shard_id: uuid.UUID, worker: str) -> tuple[ShardRow,
     return shard, secret
 
 
-def build_work(cp: ControlPlane, shard: ShardRow) -> ShardWork:
+def build_work(session: Session, cp: ControlPlane, shard: ShardRow) -> ShardWork:
+    """The work order of a shard's current attempt (it carries storage credentials: reveal it only to the runtime)."""
     job = shard.job
     spec = job.spec
     job_spec = JobSpec.model_validate(spec["request"]["job_spec"])
     storage = cp.storage.config
+    input_storage = storage
+    if spec.get("input_stage"):
+        ref = spec["input_stage"]
+        row = stages.get_stage(session, ref["database"], ref["schema"], ref["stage"])
+        input_storage = stages.stage_storage(row, cp.storage, cp.secrets)[0].config
     return ShardWork(
         shard_id=shard.id,
         job_id=job.id,
@@ -106,7 +115,7 @@ def build_work(cp: ControlPlane, shard: ShardRow) -> ShardWork:
         signature=spec["function"]["signature"],
         function_type=spec["function"]["function_type"],
         feature_columns=spec["feature_columns"],
-        input_storage=storage,
+        input_storage=input_storage,
         slices=[InputSlice.model_validate(s) for s in shard.slices],
         output_storage=storage,
         output_prefix=f"{spec['temporary_key']}/shards/{shard.index:05d}/{shard.attempt}",

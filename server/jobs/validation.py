@@ -9,6 +9,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from runbatch.compute import parse_cpu, parse_gpu, parse_memory
 from runbatch.errors import InvalidArgumentError, UnsupportedError
 from runbatch.ml.model._signatures.core import BaseFeatureSpec, DataType, FeatureGroupSpec, FeatureSpec
 from runbatch.ml.model.batch import FileEncoding, InputSpec, JobSpec
@@ -148,28 +149,14 @@ def check_partitioning(input_spec: InputSpec, fn: FunctionPublic, model_type: st
             )
 
 
-_CPU = re.compile(r"^(\d+(\.\d+)?)(m)?$")
-_MEMORY = re.compile(r"^(\d+(\.\d+)?)(Ki|Mi|Gi|Ti|K|M|G|T|KiB|MiB|GiB|TiB|KB|MB|GB|TB)?$")
-
-
 def check_resources(job_spec: JobSpec) -> None:
     """Resource strings as SPCS takes them: cpu "2" or "500m", memory "8Gi", gpu "1"."""
-    if job_spec.cpu_requests is not None and not _CPU.match(job_spec.cpu_requests):
-        raise InvalidArgumentError(
-            f"Invalid cpu_requests {job_spec.cpu_requests!r}: use a number of CPUs such as '2' or '0.5', or "
-            "millicores such as '500m'."
-        )
+    if job_spec.cpu_requests is not None:
+        parse_cpu(job_spec.cpu_requests)
     if job_spec.memory_requests is not None:
-        m = _MEMORY.match(job_spec.memory_requests)
-        if not m or m.group(3) is None:
-            raise InvalidArgumentError(
-                f"Invalid memory_requests {job_spec.memory_requests!r}: give a size with a unit, such as '8Gi' or "
-                "'512Mi'."
-            )
-    if job_spec.gpu_requests is not None and not job_spec.gpu_requests.isdigit():
-        raise InvalidArgumentError(
-            f"Invalid gpu_requests {job_spec.gpu_requests!r}: give a whole number of GPUs."
-        )
+        parse_memory(job_spec.memory_requests)
+    if job_spec.gpu_requests is not None:
+        parse_gpu(job_spec.gpu_requests)
     for name in ("replicas", "max_batch_rows", "num_workers"):
         value = getattr(job_spec, name)
         if value is not None and value < 1:

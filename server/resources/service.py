@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from runbatch.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
 from runbatch.identifiers import qualified
-from server.db.tables import ComputePoolRow, DatabaseRow, SchemaRow
+from server.db.tables import ComputePoolRow, DatabaseRow, JobRow, SchemaRow, ShardRow
 
 __all__ = [
     "CPU_INSTANCE_FAMILIES",
@@ -227,3 +227,13 @@ def drop_compute_pool(session: Session, name: str, *, if_exists: bool = False) -
     session.delete(row)
     session.flush()
     return True
+
+
+def running_shards(session: Session, pool: str) -> int:
+    query = (
+        select(func.count())
+        .select_from(ShardRow)
+        .join(ShardRow.job)
+        .where(ShardRow.state == "RUNNING", JobRow.compute_pool == pool)
+    )
+    return int(session.scalar(query) or 0)

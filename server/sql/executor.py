@@ -18,8 +18,10 @@ from runbatch.stage.storage import Storage
 from runbatch.wire.resources import SqlResult
 from server.auth.tokens import Principal
 from server.resources import service as resources
+from server.secrets import SecretBox
 from server.sql.statements import (
     CreateComputePool,
+    CreateExternalStage,
     CreateNamespace,
     Drop,
     ListFiles,
@@ -43,6 +45,7 @@ class Execution:
 class _Context:
     session: Session
     storage: Storage
+    secrets: SecretBox
     principal: Principal
     database: str | None
     schema: str | None
@@ -51,6 +54,7 @@ class _Context:
 def execute_sql(
     session: Session,
     storage: Storage,
+    secrets: SecretBox,
     principal: Principal,
     sql: str,
     *,
@@ -58,7 +62,7 @@ def execute_sql(
     schema: str | None,
 ) -> Execution:
     stmt = parse_statement(sql)
-    ctx = _Context(session, storage, principal, database, schema)
+    ctx = _Context(session, storage, secrets, principal, database, schema)
     return _HANDLERS[type(stmt)](ctx, stmt)
 
 
@@ -123,6 +127,28 @@ def _create(ctx: _Context, stmt: CreateNamespace) -> Execution:
 
 def _purge(storage: Storage, key: str) -> None:
     storage.delete_tree(key)
+
+
+def _create_external_stage(ctx: _Context, stmt: CreateExternalStage) -> Execution:
+    db, sch, name = _scope(ctx, stmt.parts, 3)
+    _, created = stages.create_stage(
+        ctx.session,
+        db,
+        sch,
+        name,
+        owner=ctx.principal.name,
+        comment=stmt.comment,
+        if_not_exists=stmt.if_not_exists,
+        or_replace=stmt.or_replace,
+        url=stmt.url,
+        endpoint=stmt.endpoint,
+        region=stmt.region,
+        credentials=stmt.credentials,
+        secrets=ctx.secrets,
+    )
+    if not created:
+        return _status(ctx, f"{qualified(name)} already exists, statement succeeded.")
+    return _status(ctx, f"Stage area {qualified(name)} successfully created.")
 
 
 def _create_pool(ctx: _Context, stmt: CreateComputePool) -> Execution:
@@ -190,7 +216,7 @@ def _use(ctx: _Context, stmt: Use) -> Execution:
 
 def _list(ctx: _Context, stmt: ListFiles) -> Execution:
     path = parse_stage_path(stmt.stage, database=ctx.database, schema=ctx.schema)
-    resolved = stages.resolve_stage_path(ctx.session, ctx.storage, path)
+    resolved = stages.resolve_stage_path(ctx.session, ctx.storage, path, ctx.secrets)
     rows = stages.list_files(resolved, prefix_is_dir=stmt.stage.endswith("/"), pattern=stmt.pattern)
     return Execution(
         SqlResult(
@@ -204,7 +230,7 @@ def _list(ctx: _Context, stmt: ListFiles) -> Execution:
 
 def _remove(ctx: _Context, stmt: RemoveFiles) -> Execution:
     path = parse_stage_path(stmt.stage, database=ctx.database, schema=ctx.schema)
-    resolved = stages.resolve_stage_path(ctx.session, ctx.storage, path)
+    resolved = stages.resolve_stage_path(ctx.session, ctx.storage, path, ctx.secrets)
     rows = stages.list_files(
         resolved, prefix_is_dir=stmt.stage.endswith("/"), pattern=stmt.pattern, with_md5=False
     )
@@ -260,9 +286,33 @@ def _show(ctx: _Context, stmt: Show) -> Execution:
         db, sch = _scope(ctx, stmt.in_parts, 2) if stmt.in_parts else (ctx.database, ctx.schema)
         if db is None or sch is None:
             raise InvalidArgumentError("SHOW STAGES needs a current schema or IN SCHEMA <db>.<schema>.")
-        columns = ["created_on", "name", "database_name", "schema_name", "url", "owner", "comment", "type"]
+        columns = [
+            "created_on",
+            "name",
+            "database_name",
+            "schema_name",
+            "url",
+            "has_credentials",
+            "owner",
+            "comment",
+            "region",
+            "type",
+            "endpoint",
+        ]
         rows = [
-            [_ts(s.created_on), s.name, db, sch, "", s.owner, s.comment or "", "INTERNAL"]
+            [
+                _ts(s.created_on),
+                s.name,
+                db,
+                sch,
+                s.url or "",
+                "true" if s.credentials else "false",
+                s.owner,
+                s.comment or "",
+                s.region or "",
+                "EXTERNAL" if s.url else "INTERNAL",
+                s.endpoint or "",
+            ]
             for s in stages.list_stages(ctx.session, db, sch)
         ]
     else:
@@ -297,6 +347,7 @@ def _show(ctx: _Context, stmt: Show) -> Execution:
 
 _HANDLERS: dict[type[Any], Callable[[_Context, Any], Execution]] = {
     CreateNamespace: _create,
+    CreateExternalStage: _create_external_stage,
     CreateComputePool: _create_pool,
     Drop: _drop,
     Use: _use,

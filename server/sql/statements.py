@@ -9,6 +9,7 @@ from server.sql.tokens import Cursor, Kind
 
 __all__ = [
     "CreateComputePool",
+    "CreateExternalStage",
     "CreateNamespace",
     "Drop",
     "ListFiles",
@@ -29,6 +30,20 @@ class CreateNamespace:
     or_replace: bool
     if_not_exists: bool
     comment: str | None
+
+
+@dataclass(frozen=True)
+class CreateExternalStage:
+    """CREATE STAGE ... URL = 's3://bucket/path' [ENDPOINT = ...] CREDENTIALS = (...)."""
+
+    parts: list[str]
+    or_replace: bool
+    if_not_exists: bool
+    comment: str | None
+    url: str
+    endpoint: str | None
+    region: str | None
+    credentials: dict[str, str] = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -73,7 +88,9 @@ class Show:
     in_parts: list[str] = field(default_factory=list)
 
 
-Statement = CreateNamespace | CreateComputePool | Drop | Use | ListFiles | RemoveFiles | Show
+Statement = (
+    CreateNamespace | CreateExternalStage | CreateComputePool | Drop | Use | ListFiles | RemoveFiles | Show
+)
 
 SUPPORTED = (
     "CREATE [OR REPLACE] DATABASE|SCHEMA|STAGE [IF NOT EXISTS], CREATE COMPUTE POOL, "
@@ -132,35 +149,66 @@ def _create(cur: Cursor) -> Statement:
     if or_replace and if_not_exists:
         cur.fail("OR REPLACE and IF NOT EXISTS cannot be combined")
     parts = cur.qualified_name(max_parts={"DATABASE": 1, "SCHEMA": 2, "STAGE": 3}[kind])
-    comment = None
     props = _properties(cur)
-    for key, value in props.items():
-        if key == "COMMENT":
-            comment = value
-        elif kind == "STAGE" and key in ("DIRECTORY", "ENCRYPTION", "FILE_FORMAT", "COPY_OPTIONS"):
-            continue  # accepted for compatibility; internal stages need none of them
-        elif kind != "STAGE" and key in ("DATA_RETENTION_TIME_IN_DAYS", "MAX_DATA_EXTENSION_TIME_IN_DAYS"):
-            continue
-        else:
+    comment = _text(cur, props.pop("COMMENT", None))
+    if kind == "STAGE":
+        return _create_stage(cur, parts, or_replace, if_not_exists, comment, props)
+    for key in props:
+        if key not in ("DATA_RETENTION_TIME_IN_DAYS", "MAX_DATA_EXTENSION_TIME_IN_DAYS"):
             cur.fail(f"unsupported CREATE {kind} property {key}")
     return CreateNamespace(kind, parts, or_replace, if_not_exists, comment)
 
 
-def _properties(cur: Cursor) -> dict[str, str]:
-    """``KEY = value`` pairs; parenthesized values (e.g. ENCRYPTION = (TYPE='SNOWFLAKE_SSE')) are kept raw."""
-    props: dict[str, str] = {}
+def _create_stage(
+    cur: Cursor,
+    parts: list[str],
+    or_replace: bool,
+    if_not_exists: bool,
+    comment: str | None,
+    props: dict[str, str | dict[str, str]],
+) -> Statement:
+    url = _text(cur, props.pop("URL", None))
+    endpoint = _text(cur, props.pop("ENDPOINT", None))
+    region = _text(cur, props.pop("REGION", None))
+    credentials = props.pop("CREDENTIALS", None)
+    if credentials is not None and not isinstance(credentials, dict):
+        cur.fail("CREDENTIALS takes ( AWS_KEY_ID = '...' AWS_SECRET_KEY = '...' )")
+    for key in props:
+        if key not in ("DIRECTORY", "ENCRYPTION", "FILE_FORMAT", "COPY_OPTIONS", "STORAGE_INTEGRATION"):
+            cur.fail(f"unsupported CREATE STAGE property {key}")
+    if url is None:
+        if credentials or endpoint:
+            cur.fail("CREDENTIALS and ENDPOINT need URL = 's3://bucket/path'")
+        return CreateNamespace("STAGE", parts, or_replace, if_not_exists, comment)
+    return CreateExternalStage(
+        parts, or_replace, if_not_exists, comment, url, endpoint, region, credentials or {}
+    )
+
+
+def _text(cur: Cursor, value: str | dict[str, str] | None) -> str | None:
+    if isinstance(value, dict):
+        cur.fail("expected a value, found a parenthesized list")
+    return value
+
+
+def _properties(cur: Cursor) -> dict[str, str | dict[str, str]]:
+    """``KEY = value`` pairs; a parenthesized value (CREDENTIALS = (...)) is a nested group of pairs."""
+    props: dict[str, str | dict[str, str]] = {}
     while cur.peek().kind is Kind.WORD:
         key = cur.next().text.upper()
         cur.expect_punct("=")
         if cur.accept_punct("("):
-            depth, raw = 1, []
-            while depth:
-                tok = cur.next()
-                if tok.kind is Kind.END:
-                    cur.fail("unbalanced parentheses", tok)
-                depth += {"(": 1, ")": -1}.get(tok.text, 0) if tok.kind is Kind.PUNCT else 0
-                raw.append(tok.text)
-            props[key] = " ".join(raw[:-1])
+            group: dict[str, str] = {}
+            while not cur.accept_punct(")"):
+                cur.accept_punct(",")
+                if cur.peek().kind is not Kind.WORD:
+                    # Never echo the text here: it may be a secret of CREDENTIALS.
+                    raise InvalidArgumentError(f"SQL compilation error: malformed {key} = ( ... ) list.")
+                inner = cur.next().text.upper()
+                if not cur.accept_punct("="):
+                    raise InvalidArgumentError(f"SQL compilation error: malformed {key} = ( ... ) list.")
+                group[inner] = cur.value()
+            props[key] = group
         else:
             props[key] = cur.value()
     return props
@@ -169,7 +217,7 @@ def _properties(cur: Cursor) -> dict[str, str]:
 def _create_pool(cur: Cursor) -> CreateComputePool:
     if_not_exists = cur.accept_keyword("IF", "NOT", "EXISTS")
     name = cur.identifier()
-    props = _properties(cur)
+    props = {k: v for k, v in _properties(cur).items() if isinstance(v, str)}
     if "INSTANCE_FAMILY" not in props:
         cur.fail("CREATE COMPUTE POOL needs INSTANCE_FAMILY = <family>")
     allowed = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from email.utils import format_datetime
+from urllib.parse import urlparse
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -12,10 +13,11 @@ from sqlalchemy.orm import Session
 from runbatch.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
 from runbatch.identifiers import qualified
 from runbatch.stage.paths import StagePath, name_key, stage_root_key
-from runbatch.stage.storage import FileEntry, Storage
+from runbatch.stage.storage import FileEntry, Storage, StorageConfig, open_storage
 from runbatch.wire.resources import StageFilePublic
 from server.db.tables import StageRow
 from server.resources.service import get_schema
+from server.secrets import SecretBox
 
 __all__ = [
     "ResolvedStage",
@@ -26,6 +28,7 @@ __all__ = [
     "list_stages",
     "name_key",
     "resolve_stage_path",
+    "stage_storage",
     "stage_root_key",
 ]
 
@@ -47,7 +50,12 @@ class ResolvedStage:
 
     def relative(self, key: str) -> str:
         """The path of a storage key relative to the stage root."""
-        return key[len(self.root_key) + 1 :]
+        return key[len(self.root_key) + 1 :] if self.root_key else key
+
+    @property
+    def external_url(self) -> str | None:
+        url = self.storage.config.url
+        return url if not url.startswith("file:") and not self.root_key else None
 
 
 def get_stage(session: Session, database: str, schema: str, name: str) -> StageRow:
@@ -75,8 +83,16 @@ def create_stage(
     comment: str | None = None,
     if_not_exists: bool = False,
     or_replace: bool = False,
+    url: str | None = None,
+    endpoint: str | None = None,
+    region: str | None = None,
+    credentials: dict[str, str] | None = None,
+    secrets: SecretBox | None = None,
 ) -> tuple[StageRow, bool]:
-    """Create an internal stage. With OR REPLACE the caller purges the old files after commit."""
+    """Create an internal stage, or an external one over ``url`` (its credentials stored encrypted).
+
+    With OR REPLACE the caller purges an internal stage's old files after commit.
+    """
     sch = get_schema(session, database, schema)
     existing = session.scalars(
         select(StageRow).where(StageRow.schema_id == sch.id, StageRow.name == name)
@@ -89,9 +105,52 @@ def create_stage(
         session.delete(existing)
         session.flush()
     row = StageRow(schema_id=sch.id, name=name, owner=owner, comment=comment)
+    if url is not None:
+        _check_external_url(url, endpoint)
+        row.url, row.endpoint, row.region = url.rstrip("/"), endpoint, region
+        if credentials:
+            assert secrets is not None
+            unknown = sorted(set(credentials) - {"AWS_KEY_ID", "AWS_SECRET_KEY", "AWS_TOKEN"})
+            if unknown:
+                raise InvalidArgumentError(
+                    f"Unknown CREDENTIALS key(s) {unknown}; use AWS_KEY_ID and AWS_SECRET_KEY (and AWS_TOKEN)."
+                )
+            row.credentials = secrets.encrypt(
+                {"access_key": credentials.get("AWS_KEY_ID"), "secret_key": credentials.get("AWS_SECRET_KEY")}
+            )
     session.add(row)
     session.flush()
     return row, True
+
+
+def _check_external_url(url: str, endpoint: str | None) -> None:
+    parsed = urlparse(url)
+    if parsed.scheme not in ("s3", "s3compat") or not parsed.netloc:
+        raise InvalidArgumentError(
+            f"External stage URL {url!r} is not supported: use URL = 's3://bucket/path' (or 's3compat://bucket/path' "
+            "with ENDPOINT = 'host:port')."
+        )
+    if parsed.scheme == "s3compat" and not endpoint:
+        raise InvalidArgumentError("An s3compat:// stage needs ENDPOINT = 'host:port'.")
+
+
+def stage_storage(row: StageRow, default: Storage, secrets: SecretBox) -> tuple[Storage, str]:
+    """The storage of a stage and the key prefix of its files there."""
+    if row.url is None:
+        schema = row.schema
+        return default, stage_root_key(schema.database.name, schema.name, row.name)
+    creds = secrets.decrypt(row.credentials) if row.credentials else {}
+    endpoint = row.endpoint
+    if endpoint and "://" not in endpoint:
+        endpoint = f"https://{endpoint}"
+    config = StorageConfig(
+        url="s3://" + row.url.split("://", 1)[1],
+        endpoint_url=endpoint,
+        region=row.region,
+        access_key=creds.get("access_key"),
+        secret_key=creds.get("secret_key"),
+    )
+    return open_storage(config), ""
 
 
 def drop_stage(session: Session, database: str, schema: str, name: str, *, if_exists: bool = False) -> bool:
@@ -106,9 +165,12 @@ def drop_stage(session: Session, database: str, schema: str, name: str, *, if_ex
     return True
 
 
-def resolve_stage_path(session: Session, storage: Storage, path: StagePath) -> ResolvedStage:
-    get_stage(session, path.database, path.schema, path.stage)
-    return ResolvedStage(path, storage, stage_root_key(path.database, path.schema, path.stage))
+def resolve_stage_path(
+    session: Session, storage: Storage, path: StagePath, secrets: SecretBox
+) -> ResolvedStage:
+    row = get_stage(session, path.database, path.schema, path.stage)
+    stage_store, root_key = stage_storage(row, storage, secrets)
+    return ResolvedStage(path, stage_store, root_key)
 
 
 def list_files(
@@ -143,8 +205,10 @@ def _compile_pattern(pattern: str | None) -> re.Pattern[str] | None:
 
 
 def _file_row(stage: ResolvedStage, entry: FileEntry, rel: str, with_md5: bool) -> StageFilePublic:
+    external = stage.external_url
     return StageFilePublic(
-        name=f"{stage.path.stage.lower()}/{rel}",
+        # Snowflake names internal files "<stage>/<path>" and external ones by their full URL.
+        name=f"{external}/{rel}" if external else f"{stage.path.stage.lower()}/{rel}",
         size=entry.size,
         md5=stage.storage.md5(entry) if with_md5 else "",
         last_modified=format_datetime(entry.last_modified, usegmt=True),

@@ -6,6 +6,7 @@ wait on stdin for a shard, so a shard does not pay for interpreter start-up and 
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import math
@@ -16,21 +17,20 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 
+from runbatch.compute import parse_cpu
 from worker.executors.base import LaunchSpec
 
 __all__ = ["ProcessExecutor", "ProcessHandle", "cpu_count_for"]
 
 log = logging.getLogger("runbatch.worker")
 
+_PR_SET_PDEATHSIG = 1
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
 def cpu_count_for(cpu_requests: str | None) -> int | None:
     """Snowflake's CPU strings ("2", "0.5", "500m") as a thread count."""
-    if not cpu_requests:
-        return None
-    value = float(cpu_requests[:-1]) / 1000 if cpu_requests.endswith("m") else float(cpu_requests)
-    return max(1, math.ceil(value))
+    return max(1, math.ceil(parse_cpu(cpu_requests))) if cpu_requests else None
 
 
 class ProcessHandle:
@@ -63,6 +63,19 @@ class ProcessHandle:
             pass
 
 
+def _die_with_parent() -> None:
+    """Runs in the child before exec: if the worker dies (even by SIGKILL), the runtime dies too.
+
+    Linux ties this to the thread that forked, so runtimes are only ever started from threads
+    that live as long as the worker (slot threads, the one refill thread).
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass
+
+
 class ProcessExecutor:
     def __init__(self, python: str | None = None, *, warm: int = 0, preload: str = "") -> None:
         self.python = python or sys.executable
@@ -88,20 +101,21 @@ class ProcessExecutor:
             text=True,
             errors="replace",
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
 
     def _refill(self) -> None:
+        """One long-lived thread keeps ``warm`` idle runtimes, starting them only while no shard runs
+        (starting one costs a second or two of CPU)."""
         while True:
             with self._lock:
-                # Starting a runtime costs a second or two of CPU: never while shards are running.
-                self._lock.wait_for(lambda: self._closed or self._busy == 0)
-                if self._closed or len(self._idle) >= self.warm:
+                self._lock.wait_for(lambda: self._closed or (self._busy == 0 and len(self._idle) < self.warm))
+                if self._closed:
                     return
             proc = self._spawn(dict(os.environ), warm=True)
             with self._lock:
                 if self._closed:
-                    proc.kill()
-                    proc.wait()
+                    _kill(proc)
                     return
                 self._idle.append(proc)
 
@@ -135,8 +149,6 @@ class ProcessExecutor:
             proc = self._spawn(env, warm=False)
         with self._lock:
             self._busy += 1
-        if self.warm:
-            threading.Thread(target=self._refill, name="warm-runtimes", daemon=True).start()
         return ProcessHandle(proc, self._exited)
 
     def _exited(self) -> None:
@@ -150,11 +162,15 @@ class ProcessExecutor:
             self._lock.notify_all()
             idle, self._idle = self._idle, []
         for proc in idle:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait()
-            for stream in (proc.stdout, proc.stdin):
-                if stream is not None and not stream.closed:
-                    stream.close()
+            _kill(proc)
+
+
+def _kill(proc: subprocess.Popen[str]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+    for stream in (proc.stdout, proc.stdin):
+        if stream is not None and not stream.closed:
+            stream.close()

@@ -1,0 +1,1 @@
+"""Workers: registration, liveness, and whether a pool can run a job."""

@@ -1,0 +1,64 @@
+"""``runbatch worker``: serve compute pools from a Celery broker, on any host that reaches the control plane."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import typer
+
+from runbatch.client import ControlPlaneClient
+from worker.celery_app import create_worker_app
+from worker.executors.process import ProcessExecutor
+from worker.registration import Registration, host_capacity
+from worker.settings import WorkerSettings
+from worker.shard_runner import ShardRunner
+
+__all__ = ["register"]
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def worker(
+        pools: str = typer.Option(None, help="Comma-separated compute pools (default RUNBATCH_POOLS)."),
+        concurrency: int = typer.Option(None, help="Shards run at once (default RUNBATCH_SLOTS)."),
+    ) -> None:
+        """Run shards of the given compute pools; needs RUNBATCH_API_URL, RUNBATCH_TOKEN, RUNBATCH_BROKER_URL."""
+        settings = WorkerSettings()
+        if concurrency is not None:
+            settings.slots = concurrency
+        missing = [name for name in ("api_url", "token", "broker_url") if getattr(settings, name) is None]
+        if missing:
+            raise typer.BadParameter(
+                "set " + ", ".join(f"RUNBATCH_{m.upper()}" for m in missing) + " to run a standalone worker"
+            )
+        assert settings.api_url is not None and settings.token is not None
+        logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        served = [p.strip().upper() for p in (pools or settings.pools).split(",") if p.strip()]
+        client = ControlPlaneClient(settings.api_url, settings.token.get_secret_value())
+        warm = settings.slots if settings.warm_runtimes is None else settings.warm_runtimes
+        executor = ProcessExecutor(settings.python, warm=warm, preload=settings.preload)
+        capacity = host_capacity(settings, served)
+        registration = Registration(client, capacity, settings.worker_heartbeat_interval_s)
+        cache = (
+            settings.cache_dir or Path(os.environ.get("RUNBATCH_HOME") or Path.home() / ".runbatch") / "cache"
+        )
+        runner = ShardRunner(client, executor, settings, capacity.name, {"RUNBATCH_CACHE_DIR": str(cache)})
+        celery = create_worker_app(settings, runner)
+        registration.start()
+        typer.echo(f"runbatch worker {capacity.name} serving {', '.join(served)} with {settings.slots} slots")
+        try:
+            celery.Worker(
+                queues=served,
+                concurrency=settings.slots,
+                pool="threads",
+                hostname=f"runbatch@{capacity.name}",
+                without_gossip=True,
+                without_mingle=True,
+                loglevel="INFO",
+            ).start()
+        finally:
+            registration.stop()
+            runner.kill_all()
+            executor.close()
