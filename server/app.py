@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -13,6 +14,7 @@ from runbatch.stage.storage import open_storage
 from server.api import api_router
 from server.control_plane import ControlPlane, Dispatcher, NullDispatcher
 from server.db.engine import make_engine, make_sessionmaker
+from server.deps import UserDep
 from server.errors import install_error_handlers
 from server.maintenance import Maintenance
 from server.secrets import SecretBox
@@ -29,6 +31,7 @@ def build_control_plane(settings: ServerSettings, dispatcher: Dispatcher | None 
         settings=settings,
         engine=engine,
         sessionmaker=make_sessionmaker(engine),
+        read_sessionmaker=make_sessionmaker(engine, read_only=True),
         storage=open_storage(settings.storage_config()),
         secrets=SecretBox.for_settings(settings),
         dispatcher=dispatcher or NullDispatcher(),
@@ -52,8 +55,17 @@ def create_app(control_plane: ControlPlane) -> FastAPI:
         version=__version__,
         description="Self-hosted batch inference with Snowflake's Model Registry and run_batch API.",
         lifespan=lifespan,
+        # The API's description is served to authenticated callers only (below), like every route.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.control_plane = control_plane
     install_error_handlers(app)
     app.include_router(api_router)
+
+    @app.get("/api/v1/openapi.json", include_in_schema=False)
+    def openapi(_: UserDep) -> dict[str, Any]:
+        return app.openapi()
+
     return app

@@ -9,7 +9,8 @@ from typing import Protocol
 from uuid import UUID
 
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
+from sqlalchemy.orm import sessionmaker as SessionFactory
 
 from runbatch.stage.storage import Storage
 from server.secrets import SecretBox
@@ -42,7 +43,9 @@ class NullDispatcher:
 class ControlPlane:
     settings: ServerSettings
     engine: Engine
-    sessionmaker: sessionmaker[Session]
+    sessionmaker: SessionFactory[Session]
+    # For work that only reads: on SQLite it never queues behind a writer.
+    read_sessionmaker: SessionFactory[Session]
     storage: Storage
     secrets: SecretBox
     dispatcher: Dispatcher = field(default_factory=NullDispatcher)

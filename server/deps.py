@@ -23,8 +23,10 @@ def _control_plane(request: Request) -> ControlPlane:
 ControlPlaneDep = Annotated[ControlPlane, Depends(_control_plane)]
 
 
-def _session(cp: ControlPlaneDep) -> Iterator[Session]:
-    with cp.sessionmaker() as session:
+def _session(request: Request, cp: ControlPlaneDep) -> Iterator[Session]:
+    # GET routes only read: on SQLite they then never wait behind a long write.
+    factory = cp.read_sessionmaker if request.method in ("GET", "HEAD") else cp.sessionmaker
+    with factory() as session:
         yield session
 
 
@@ -40,7 +42,7 @@ def _principal(request: Request, cp: ControlPlaneDep) -> Principal:
             "installation is in $RUNBATCH_HOME/token."
         )
     # A separate short session: the request's own transaction should not start with auth.
-    with cp.sessionmaker() as session:
+    with cp.read_sessionmaker() as session:
         return authenticate(session, secret.strip())
 
 

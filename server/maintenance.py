@@ -101,6 +101,7 @@ class Maintenance:
             )
             for shard in orphaned:  # the runtime reported its end but its worker never did
                 shard.finished_at = utcnow()
+                shard.token_hash = None
             for shard in stale:
                 log.warning(
                     "shard %s of job %s lost its heartbeat; retrying or failing it",
@@ -205,7 +206,7 @@ class Maintenance:
                     transition_job(
                         session,
                         job.id,
-                        from_={JobStatus.PENDING},
+                        from_={JobStatus.PENDING, JobStatus.CANCELLING},
                         to=JobStatus.FAILED,
                         message=message,
                         finished_at=utcnow(),

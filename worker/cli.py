@@ -60,5 +60,5 @@ def register(app: typer.Typer) -> None:
             ).start()
         finally:
             registration.stop()
-            runner.kill_all()
+            runner.stop()
             executor.close()

@@ -31,6 +31,7 @@ class InProcessDispatcher:
         self._runner: ShardRunner | None = None
         self._client: ControlPlaneClient | None = None
         self._registration: Registration | None = None
+        self._stopping = threading.Event()
 
     def start(self, api_url: str, token: str, env: dict[str, str]) -> None:
         self._client = ControlPlaneClient(api_url, token)
@@ -49,7 +50,8 @@ class InProcessDispatcher:
             log.warning("could not pick up queued shards: %s", exc)
 
     def pending_messages(self, pool: str) -> int | None:
-        return None  # an in-memory queue loses nothing while its process lives; a restart rescans
+        # One queue serves every pool: a shard is only sent again once the queue has drained.
+        return self._queue.qsize()
 
     def dispatch(self, pool: str, shard_ids: list[uuid.UUID]) -> None:
         for shard_id in shard_ids:
@@ -59,17 +61,23 @@ class InProcessDispatcher:
         assert self._runner is not None
         # Runtimes of concurrent shards share the cores: give each its share of BLAS threads.
         threads = max(1, (os.cpu_count() or 1) // self.settings.slots)
-        while (shard_id := self._queue.get()) is not None:
+        while (shard_id := self._queue.get()) is not None and not self._stopping.is_set():
             try:
                 self._runner.run(shard_id, threads=threads)
             except Exception:
                 log.exception("running shard %s failed in the worker", shard_id)
 
     def stop(self) -> None:
+        self._stopping.set()
+        while True:  # queued shards stay PENDING for the next start to pick up
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
         if self._registration is not None:
             self._registration.stop()
         if self._runner is not None:
-            self._runner.kill_all()
+            self._runner.stop()
         self.executor.close()
         for _ in self._threads:
             self._queue.put(None)

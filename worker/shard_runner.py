@@ -13,14 +13,26 @@ import threading
 import uuid
 
 from runbatch.client import ControlPlaneClient
-from runbatch.errors import ConflictError, RunbatchError
+from runbatch.errors import (
+    ConflictError,
+    InternalError,
+    NotFoundError,
+    RunbatchError,
+    ServiceUnavailableError,
+    TransportError,
+)
 from runbatch.runtime import EXIT_CANCELLED, EXIT_OK, EXIT_REPORTED_FAILURE
+from runbatch.wire.jobs import ShardAssignment
 from worker.executors.base import Executor, LaunchSpec, RuntimeHandle
 from worker.settings import WorkerSettings
 
 __all__ = ["ShardRunner"]
 
 log = logging.getLogger("runbatch.worker")
+
+# A claim that fails for a passing reason (a busy or restarting control plane) is tried again
+# over about half a minute before the shard is left to the reaper's redispatch.
+_CLAIM_RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 16.0)
 
 
 class _LogShipper:
@@ -82,6 +94,11 @@ class _Heartbeat:
         while not self._done.wait(self._interval):
             try:
                 ack = self.client.heartbeat(self.shard_id, self.attempt)
+            except NotFoundError:  # its job (or database) was deleted: nothing will take the output
+                log.warning("shard %s no longer exists; stopping its runtime", self.shard_id)
+                self.stopped_on_request = True
+                self.handle.kill()
+                return
             except RunbatchError as exc:
                 log.warning("heartbeat for shard %s failed: %s", self.shard_id, exc)
                 continue
@@ -122,18 +139,40 @@ class ShardRunner:
         self.env = env
         self._running: dict[uuid.UUID, RuntimeHandle] = {}
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
 
-    def kill_all(self) -> None:
+    def stop(self) -> None:
+        """Start nothing more and kill the runtimes running now (their shards are retried)."""
+        self._stopping.set()
         with self._lock:
             handles = list(self._running.values())
         for handle in handles:
             handle.kill()
 
+    def _claim(self, shard_id: uuid.UUID) -> ShardAssignment | None:
+        for delay in (*_CLAIM_RETRY_DELAYS_S, None):
+            if self._stopping.is_set():
+                return None
+            try:
+                return self.client.claim_shard(shard_id, self.name)
+            except (ConflictError, NotFoundError) as exc:
+                log.info("not running shard %s: %s", shard_id, exc)
+                return None
+            except (ServiceUnavailableError, TransportError, InternalError) as exc:
+                if delay is None:
+                    break
+                log.warning("claiming shard %s failed (%s); trying again in %ss", shard_id, exc, delay)
+                self._stopping.wait(delay)
+            except RunbatchError as exc:
+                log.error("claiming shard %s failed: %s", shard_id, exc)
+                break
+        # Still PENDING: the control plane's reaper dispatches it again.
+        log.warning("giving up on claiming shard %s for now; it will be dispatched again", shard_id)
+        return None
+
     def run(self, shard_id: uuid.UUID, *, threads: int | None = None) -> None:
-        try:
-            assignment = self.client.claim_shard(shard_id, self.name)
-        except ConflictError as exc:
-            log.info("not running shard %s: %s", shard_id, exc)
+        assignment = self._claim(shard_id)
+        if assignment is None:
             return
         work = assignment.work
         shipper = _LogShipper(self.client, shard_id, work.attempt, self.settings.log_flush_interval_s)

@@ -12,7 +12,7 @@ import time
 import traceback
 
 from runbatch.client import ControlPlaneClient
-from runbatch.errors import ConflictError, RunbatchError
+from runbatch.errors import AuthenticationError, ConflictError, NotFoundError, RunbatchError
 from runbatch.inference import LoadedModel
 from runbatch.packager.meta import ModelMeta
 from runbatch.runtime import EXIT_CANCELLED, EXIT_OK, EXIT_REPORTED_FAILURE
@@ -45,6 +45,12 @@ class _Reporter:
         while not self._done.wait(self.interval):
             try:
                 ack = self.client.progress(self.work.shard_id, self.work.attempt, self.rows)
+            except (NotFoundError, AuthenticationError) as exc:
+                # The shard was deleted, or this attempt was superseded (its token revoked).
+                log.warning("stopping: %s", exc)
+                self.cancelled = True
+                self.stop.set()
+                return
             except RunbatchError as exc:
                 log.warning("progress report failed: %s", exc)
                 continue

@@ -8,7 +8,6 @@ runs until an action (``collect``, ``to_pandas``, ``count``, ``show``).
 from __future__ import annotations
 
 import io
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +19,7 @@ from runbatch.errors import InvalidArgumentError
 from runbatch.identifiers import format_identifier
 from runbatch.snowpark.row import Row
 from runbatch.snowpark.types import StructField, StructType, arrow_to_type
-from runbatch.stage.paths import StagePath
+from runbatch.stage.paths import StagePath, compile_pattern, pattern_matches
 
 if TYPE_CHECKING:
     from runbatch.snowpark.session import Session
@@ -65,14 +64,16 @@ class DataFrame:
         rows = client.list_stage_files(
             loc.database, loc.schema, loc.stage, path=loc.path + "/" if loc.path else ""
         )
-        regex = re.compile(self._plan.pattern) if self._plan.pattern else None
+        regex = compile_pattern(self._plan.pattern)
         paths = []
         for row in rows:
             relative_to_stage = row.name.split("/", 1)[1]
             relative = relative_to_stage[len(loc.path) + 1 :] if loc.path else relative_to_stage
             if not _is_data_file(relative):
                 continue
-            if regex is not None and not (regex.fullmatch(row.name) or regex.fullmatch(relative_to_stage)):
+            if regex is not None and not pattern_matches(
+                regex, list_name=row.name, stage_relative=relative_to_stage
+            ):
                 continue
             paths.append(relative_to_stage)
         return paths

@@ -6,10 +6,18 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from runbatch.errors import StagePathError
+from runbatch.errors import InvalidArgumentError, StagePathError
 from runbatch.identifiers import parse_qualified_name, qualified, split_identifiers
 
-__all__ = ["StagePath", "name_key", "normalize_key", "parse_stage_path", "stage_root_key"]
+__all__ = [
+    "StagePath",
+    "compile_pattern",
+    "name_key",
+    "normalize_key",
+    "parse_stage_path",
+    "pattern_matches",
+    "stage_root_key",
+]
 
 _FORBIDDEN_CHARS = re.compile(r"[\x00-\x1f\\]")
 
@@ -125,3 +133,22 @@ def parse_stage_path(text: str, *, database: str | None = None, schema: str | No
 
 
 _QUALIFY_HINT = "Use a fully qualified name such as @DB.SCHEMA.STAGE/path, or call session.use_database(...)."
+
+
+def compile_pattern(pattern: str | None) -> re.Pattern[str] | None:
+    if pattern is None:
+        return None
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise InvalidArgumentError(f"PATTERN {pattern!r} is not a valid regular expression: {exc}.") from None
+
+
+def pattern_matches(regex: re.Pattern[str], *, list_name: str, stage_relative: str) -> bool:
+    """The one meaning of a PATTERN, for LIST, DataFrame reads and run_batch input alike.
+
+    A file matches when the regex matches all of the name LIST shows (``stage/folder/f.parquet``,
+    or the URL on an external stage) or all of its path from the stage root (``folder/f.parquet``).
+    Storage keys never take part: they are an implementation detail.
+    """
+    return regex.fullmatch(list_name) is not None or regex.fullmatch(stage_relative) is not None

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+import pyarrow as pa
+from pydantic import BaseModel, Field, model_validator
 
 from runbatch.ml.model.batch import InputSpec, JobSpec, OutputSpec
 from runbatch.stage.storage import StorageConfig
 
 __all__ = [
     "ColumnSchema",
+    "decode_schema",
+    "encode_schema",
     "InputSlice",
     "JobCreate",
     "JobPublic",
@@ -60,10 +65,34 @@ class StageInput(BaseModel):
 
 
 class UploadInput(BaseModel):
-    """Input the client uploads as Parquet under the job's ``input_location`` before ``start``."""
+    """Input the client uploads as Parquet under the job's ``input_location`` before ``start``.
+
+    Give the schema exactly with ``arrow_schema`` (any Arrow type), or as ``columns`` with
+    simple type names (``double``, ``int64``, ``string``, ``binary``, ``list<item: double>``...).
+    """
 
     kind: Literal["upload"] = "upload"
-    columns: list[ColumnSchema]
+    columns: list[ColumnSchema] | None = None
+    arrow_schema: str | None = Field(
+        default=None, description="Base64 of the Arrow IPC schema: base64(pyarrow_schema.serialize())"
+    )
+
+    @model_validator(mode="after")
+    def _one_schema(self) -> UploadInput:
+        if (self.columns is None) == (self.arrow_schema is None):
+            raise ValueError("Give the uploaded input's schema as exactly one of columns or arrow_schema.")
+        return self
+
+
+def encode_schema(schema: pa.Schema) -> str:
+    return base64.b64encode(schema.remove_metadata().serialize().to_pybytes()).decode("ascii")
+
+
+def decode_schema(text: str) -> pa.Schema:
+    try:
+        return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(text, validate=True)))
+    except (binascii.Error, pa.ArrowInvalid) as exc:
+        raise ValueError(f"arrow_schema is not a base64-encoded Arrow IPC schema ({exc}).") from exc
 
 
 class JobCreate(BaseModel):

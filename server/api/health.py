@@ -12,6 +12,6 @@ router = APIRouter(tags=["health"])
 @router.get("/health")
 def health(cp: ControlPlaneDep) -> dict[str, str]:
     """200 when the process is up and the metadata database answers."""
-    with cp.sessionmaker() as session:
+    with cp.read_sessionmaker() as session:
         session.execute(text("SELECT 1"))
     return {"status": "ok", "version": __version__}

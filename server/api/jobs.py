@@ -17,7 +17,9 @@ _JOB = "/databases/{database}/schemas/{schema}/jobs/{name}"
 @router.post("/jobs", status_code=status.HTTP_201_CREATED)
 def submit_job(body: JobCreate, session: SessionDep, cp: ControlPlaneDep, user: UserDep) -> JobPublic:
     """Validate and record a job. Stage input starts right away; uploaded input waits for ``start``."""
-    job = jobs.create_job(session, cp, user, body)
+    with cp.read_sessionmaker() as reading:
+        draft = jobs.prepare_job(reading, cp, user, body)
+    job = jobs.record_job(session, cp, draft)
     due = jobs.mark_dispatched(job)
     session.commit()
     if due:
@@ -30,8 +32,10 @@ def start_job(
     database: str, schema: str, name: str, session: SessionDep, cp: ControlPlaneDep, _: UserDep
 ) -> JobPublic:
     """Plan and dispatch a job whose input the client has finished uploading to ``input_location``."""
+    with cp.read_sessionmaker() as reading:
+        files = jobs.uploaded_input(cp, jobs.get_job(reading, database, schema, name))
     job = jobs.get_job(session, database, schema, name)
-    jobs.start_job(session, cp, job)
+    jobs.start_job(session, cp, job, files)
     due = jobs.mark_dispatched(job)
     session.commit()
     if due:

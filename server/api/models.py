@@ -78,19 +78,26 @@ def _add_version(
     version_name: str | None,
     spool: Any,
 ) -> ModelVersionPublic:
-    with cp.sessionmaker() as session:
-        row = registry.add_version(
-            session,
-            cp.storage,
-            database=database,
-            schema=schema,
-            model_name=model,
-            version_name=version_name,
-            owner=user.name,
-            upload=registry.ArtifactUpload(spool),
-        )
-        session.commit()
-        return registry.version_public(row)
+    # Three short steps, so no transaction is open while a large model is copied into storage.
+    with cp.read_sessionmaker() as session:
+        registry.check_new_version(session, database, schema, model, version_name)
+    artifact = registry.store_artifact(cp.storage, database, schema, model, registry.ArtifactUpload(spool))
+    try:
+        with cp.sessionmaker() as session:
+            row = registry.add_version(
+                session,
+                database=database,
+                schema=schema,
+                model_name=model,
+                version_name=version_name,
+                owner=user.name,
+                artifact=artifact,
+            )
+            session.commit()
+            return registry.version_public(row)
+    except BaseException:
+        cp.storage.delete_tree(artifact.key)
+        raise
 
 
 @router.post(_MODEL + "/versions", status_code=status.HTTP_201_CREATED)

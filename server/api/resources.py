@@ -13,6 +13,7 @@ from runbatch.wire.resources import (
     StageCreate,
     StagePublic,
 )
+from server.control_plane import ControlPlane
 from server.db.tables import ComputePoolRow, DatabaseRow, SchemaRow, StageRow
 from server.deps import ControlPlaneDep, SessionDep, UserDep
 from server.resources import service as resources
@@ -61,6 +62,11 @@ def _pool(row: ComputePoolRow, session: Session | None = None, timeout_s: float 
     return pool
 
 
+def _purge(cp: ControlPlane, keys: list[str]) -> None:
+    for key in keys:
+        cp.storage.delete_tree(key)
+
+
 @router.get("/databases")
 def list_databases(session: SessionDep, _: UserDep) -> list[DatabasePublic]:
     return [_db(r) for r in resources.list_databases(session)]
@@ -80,7 +86,7 @@ def create_database(
     )
     session.commit()
     if created and body.or_replace:
-        cp.storage.delete_tree(f"stages/{stages.name_key(body.name)}")
+        _purge(cp, resources.storage_prefixes(body.name))
     return _db(row)
 
 
@@ -93,7 +99,7 @@ def get_database(database: str, session: SessionDep, _: UserDep) -> DatabasePubl
 def drop_database(database: str, session: SessionDep, cp: ControlPlaneDep, _: UserDep) -> None:
     resources.drop_database(session, database)
     session.commit()
-    cp.storage.delete_tree(f"stages/{stages.name_key(database)}")
+    _purge(cp, resources.storage_prefixes(database))
 
 
 @router.get("/databases/{database}/schemas")
@@ -102,8 +108,10 @@ def list_schemas(database: str, session: SessionDep, _: UserDep) -> list[SchemaP
 
 
 @router.post("/databases/{database}/schemas", status_code=status.HTTP_201_CREATED)
-def create_schema(database: str, body: SchemaCreate, session: SessionDep, user: UserDep) -> SchemaPublic:
-    row, _ = resources.create_schema(
+def create_schema(
+    database: str, body: SchemaCreate, session: SessionDep, cp: ControlPlaneDep, user: UserDep
+) -> SchemaPublic:
+    row, created = resources.create_schema(
         session,
         database,
         body.name,
@@ -113,6 +121,8 @@ def create_schema(database: str, body: SchemaCreate, session: SessionDep, user: 
         or_replace=body.or_replace,
     )
     session.commit()
+    if created and body.or_replace:
+        _purge(cp, resources.storage_prefixes(database, body.name))
     return _schema(row, database)
 
 
@@ -125,7 +135,7 @@ def get_schema(database: str, schema: str, session: SessionDep, _: UserDep) -> S
 def drop_schema(database: str, schema: str, session: SessionDep, cp: ControlPlaneDep, _: UserDep) -> None:
     resources.drop_schema(session, database, schema)
     session.commit()
-    cp.storage.delete_tree(f"stages/{stages.name_key(database)}/{stages.name_key(schema)}")
+    _purge(cp, resources.storage_prefixes(database, schema))
 
 
 @router.get("/databases/{database}/schemas/{schema}/stages")

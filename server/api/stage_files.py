@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from runbatch.errors import StagePathError, UnsupportedError
+from runbatch.errors import InvalidArgumentError, NotFoundError, StagePathError, UnsupportedError
 from runbatch.stage.paths import StagePath, normalize_key
 from runbatch.wire.resources import StageFilePublic
 from server.control_plane import ControlPlane
@@ -24,8 +24,19 @@ _PREFIX = "/databases/{database}/schemas/{schema}/stages/{stage}/files"
 _CHUNK = 1 << 20
 
 
+class _UploadAborted(Exception):
+    """The client's body ended early: storage must discard the partial file."""
+
+
+class _Abort:
+    pass
+
+
+_ABORTED = _Abort()
+
+
 def _resolve(cp: ControlPlane, database: str, schema: str, stage: str, path: str) -> ResolvedStage:
-    with cp.sessionmaker() as session:
+    with cp.read_sessionmaker() as session:
         return stages.resolve_stage_path(
             session, cp.storage, StagePath(database, schema, stage, normalize_key(path)), cp.secrets
         )
@@ -64,11 +75,15 @@ async def upload_stage_file(
         )
     # The storage write is blocking; a bounded queue hands chunks to a thread so the event
     # loop keeps reading the socket and memory stays at a few chunks whatever the file size.
-    chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+    # None ends the file; _ABORTED makes the writer raise, so storage discards what it has
+    # (a temporary file, a multipart upload) instead of publishing a truncated file.
+    chunks: queue.Queue[bytes | _Abort | None] = queue.Queue(maxsize=8)
     result: dict[str, BaseException | int] = {}
 
     def _drain() -> Iterator[bytes]:
         while (chunk := chunks.get()) is not None:
+            if isinstance(chunk, _Abort):
+                raise _UploadAborted
             yield chunk
 
     def _write() -> None:
@@ -76,19 +91,29 @@ async def upload_stage_file(
             result["size"] = resolved.storage.write_stream(resolved.key, _drain())
         except BaseException as exc:  # noqa: BLE001 - re-raised in the request below
             result["error"] = exc
-            while chunks.get() is not None:  # unblock the producer
-                pass
+            if not isinstance(exc, _UploadAborted):
+                while isinstance(chunks.get(), bytes):  # unblock the producer
+                    pass
 
     writer = threading.Thread(target=_write, name="stage-upload", daemon=True)
     writer.start()
+    declared = request.headers.get("content-length")
+    received = 0
+    whole = False
     try:
         async for chunk in request.stream():
             if chunk:
+                received += len(chunk)
                 await run_in_threadpool(chunks.put, chunk)
+        whole = declared is None or int(declared) == received
     finally:
-        await run_in_threadpool(chunks.put, None)
+        await run_in_threadpool(chunks.put, None if whole else _ABORTED)
         await run_in_threadpool(writer.join)
     error = result.get("error")
+    if isinstance(error, _UploadAborted):
+        raise InvalidArgumentError(
+            f"The upload of {path!r} ended after {received} of {declared} bytes; nothing was stored. Upload it again."
+        )
     if isinstance(error, BaseException):
         raise error
     entry = next(e for e in resolved.storage.list(resolved.key) if e.key == resolved.key)
@@ -105,10 +130,12 @@ def download_stage_file(
     database: str, schema: str, stage: str, path: str, cp: ControlPlaneDep, _: UserDep
 ) -> StreamingResponse:
     resolved = _resolve(cp, database, schema, stage, path)
-    handle = resolved.storage.open_input_file(resolved.key)
+    if not resolved.storage.exists(resolved.key):
+        raise NotFoundError(f"File {path!r} does not exist on stage {stage}.")
 
     def _chunks() -> Iterator[bytes]:
-        with handle:
+        # Opened here, so a client that leaves before the first chunk leaks no handle.
+        with resolved.storage.open_input_file(resolved.key) as handle:
             while data := handle.read(_CHUNK):
                 yield bytes(data)
 

@@ -9,6 +9,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = ["make_engine", "make_sessionmaker"]
 
+_READ_ONLY = "runbatch_read_only"
+
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
@@ -21,7 +23,8 @@ def make_engine(url: str) -> Engine:
 def _configure_sqlite(engine: Engine) -> None:
     # pysqlite opens transactions lazily as DEFERRED; a reader that later writes then fails
     # with "database is locked" without waiting when another writer got in first. Taking
-    # the write lock up front (BEGIN IMMEDIATE) makes every transaction wait its turn.
+    # the write lock up front (BEGIN IMMEDIATE) makes every writing transaction wait its
+    # turn; read-only sessions use a plain BEGIN, so in WAL mode they never wait for writers.
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None
@@ -34,8 +37,10 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE")
 
 
-def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+def make_sessionmaker(engine: Engine, *, read_only: bool = False) -> sessionmaker[Session]:
+    """Sessions; ``read_only`` ones are for requests that only read (SQLite: they take no write lock)."""
+    bind = engine.execution_options(**{_READ_ONLY: True}) if read_only else engine
+    return sessionmaker(bind, expire_on_commit=False)

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from runbatch.stage.storage import Storage
 from server.control_plane import ControlPlane
-from server.db.tables import JobRow, utcnow
+from server.db.tables import JobLogRow, JobRow, utcnow
 from server.jobs.states import (
     JOB_TRANSITIONS,
     TERMINAL_JOB_STATUSES,
@@ -35,6 +38,8 @@ log = logging.getLogger("runbatch.server.finalize")
 
 SUCCESS_FILE = "_SUCCESS"
 MANIFEST_FILE = "_manifest.json"
+_COMMIT_ATTEMPTS = 3
+_COMMIT_BACKOFF_S = 1.0
 
 
 def ready_to_finalize(job: JobRow) -> bool:
@@ -93,29 +98,52 @@ def _finalize(cp: ControlPlane, job_id: uuid.UUID, resume: bool) -> None:
             session.refresh(job)
         outcome, message = _outcome(job)
         spec = job.spec
+        job_name = job.name
         shards = [(s.index, s.rows_done, list(s.output_files)) for s in job.shards]
         rows_total = job.rows_total
     try:
         if outcome == JobStatus.DONE:
-            _commit_output(cp.storage, spec, job.name, shards, rows_total)
-        cp.storage.delete_tree(spec["temporary_key"])
+            _with_retries(lambda: _commit_output(cp.storage, spec, job_name, shards, rows_total), job_name)
     except Exception as exc:  # storage failures end the job; they must not leave it FINALIZING forever
         log.exception("finalizing job %s failed", job_id)
         outcome, message = JobStatus.INTERNAL_ERROR, f"Committing the output failed: {exc}"
+    finally:
+        try:
+            cp.storage.delete_tree(spec["temporary_key"])
+        except Exception:  # leftovers under _temporary/ are never read; the outcome stands
+            log.exception("removing %s of job %s failed", spec["temporary_key"], job_id)
     with cp.sessionmaker() as session:
         _end(session, job_id, outcome, message)
         session.commit()
 
 
+def _with_retries(step: Callable[[], None], job_name: str) -> None:
+    # Every commit step is idempotent, so a transient storage error is retried from the top.
+    for attempt in range(1, _COMMIT_ATTEMPTS + 1):
+        try:
+            step()
+            return
+        except (OSError, ConnectionError) as exc:
+            if attempt == _COMMIT_ATTEMPTS:
+                raise
+            log.warning("committing the output of job %s failed (%s); retrying", job_name, exc)
+            time.sleep(_COMMIT_BACKOFF_S * attempt)
+
+
 def _outcome(job: JobRow) -> tuple[JobStatus, str]:
     states = [s.state for s in job.shards]
-    if job.deleted_at is not None:
+    # A cancel or delete that came after every shard had succeeded changes nothing: the output
+    # is committed either way (a deleted job then ends DELETED, see _end), however the
+    # finalizer and the cancel interleaved, and whether or not the finalization was resumed.
+    all_done = bool(states) and all(state == ShardState.DONE for state in states)
+    if job.deleted_at is not None and not all_done:
         return JobStatus.DELETED, job.message
-    if job.status == JobStatus.CANCELLING:
-        return JobStatus.CANCELLED, "Job was cancelled."
+    # A job that had already failed keeps its failure's reason when it is cancelled afterwards.
     if ShardState.FAILED in states or job.phase == JobPhase.FAILING:
         failed = next((s for s in job.shards if s.state == ShardState.FAILED), None)
         return JobStatus.FAILED, job.message or (failed.message if failed else "A shard failed.")
+    if job.status == JobStatus.CANCELLING and not all_done:
+        return JobStatus.CANCELLED, "Job was cancelled."
     done_rows = sum(s.rows_done for s in job.shards)
     if job.rows_total is not None and done_rows != job.rows_total:
         return JobStatus.INTERNAL_ERROR, (
@@ -134,7 +162,10 @@ def _commit_output(
     out = spec["output_key"]
     manifest_files = []
     for index, _, files in sorted(shards):
+        own = f"{spec['temporary_key']}/shards/{index:05d}/"
         for seq, f in enumerate(files):
+            if not f["key"].startswith(own):  # complete() refuses these; never move a foreign key
+                raise ValueError(f"output file {f['key']} of shard {index} is outside {own}")
             dst = f"{out}/part-{index:05d}-{seq:05d}.parquet"
             if storage.exists(f["key"]):
                 storage.move(f["key"], dst)
@@ -154,8 +185,17 @@ def _commit_output(
 
 
 def _end(session: Session, job_id: uuid.UUID, outcome: JobStatus, message: str) -> None:
+    job = session.get(JobRow, job_id)
+    if job is None:
+        return
+    if job.deleted_at is not None and outcome != JobStatus.DELETED:
+        # Deleted while finalizing: the output stands (deleting a job never deletes its output).
+        outcome = JobStatus.DELETED
     sources = {
         s for s, targets in JOB_TRANSITIONS.items() if outcome in targets and s not in TERMINAL_JOB_STATUSES
     }
-    transition_job(session, job_id, from_=sources, to=outcome, message=message, finished_at=utcnow())
+    if not transition_job(session, job_id, from_=sources, to=outcome, message=message, finished_at=utcnow()):
+        log.error("job %s could not end as %s: it is already %s", job_id, outcome, job.status)
+    if outcome == JobStatus.DELETED:
+        session.execute(delete(JobLogRow).where(JobLogRow.job_id == job_id))
     transition_phase(session, job_id, from_={JobPhase.FINALIZING}, to=JobPhase.FINISHED)

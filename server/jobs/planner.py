@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -25,8 +25,10 @@ class InputFile:
 def read_input_file(storage: Storage, key: str, shown: str) -> InputFile:
     try:
         with storage.open_input_file(key) as f:
-            meta = pq.ParquetFile(f).metadata
-            return InputFile(key, meta.num_rows, meta.schema.to_arrow_schema())
+            parquet = pq.ParquetFile(f)
+            # schema_arrow applies the Arrow schema stored by the writer (time zones, large and
+            # dictionary types), as reading the data does.
+            return InputFile(key, parquet.metadata.num_rows, parquet.schema_arrow)
     except (pa.ArrowInvalid, OSError) as exc:
         raise InvalidArgumentError(
             f"Input file {shown} is not a readable Parquet file ({exc}). Point the input at Parquet files only, "
@@ -34,15 +36,17 @@ def read_input_file(storage: Storage, key: str, shown: str) -> InputFile:
         ) from None
 
 
-def list_input_files(storage: Storage, prefix: str, pattern: str | None, shown_root: str) -> list[InputFile]:
-    """Parquet files under ``prefix`` (a folder); names starting with '_' or '.' are not data."""
-    regex = re.compile(pattern) if pattern else None
+def list_input_files(
+    storage: Storage, prefix: str, shown_root: str, keep: Callable[[str], bool] | None = None
+) -> list[InputFile]:
+    """Parquet files under ``prefix`` (a folder) whose key ``keep`` accepts; names starting with '_'
+    or '.' are not data."""
     files = []
     for entry in storage.list(prefix.rstrip("/") + "/"):
         rel = entry.key[len(prefix.rstrip("/")) + 1 :]
         if any(part.startswith(("_", ".")) for part in rel.split("/")) or ".__tmp_" in rel:
             continue
-        if regex is not None and not regex.fullmatch(rel) and not regex.fullmatch(entry.key):
+        if keep is not None and not keep(entry.key):
             continue
         files.append(read_input_file(storage, entry.key, f"{shown_root.rstrip('/')}/{rel}"))
     return files

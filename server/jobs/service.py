@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
@@ -20,8 +23,17 @@ from runbatch.identifiers import complete_name, parse_qualified_name, qualified
 from runbatch.ml.model._signatures.core import ModelSignature
 from runbatch.ml.model._signatures.validate import resolve_params, validate_params
 from runbatch.ml.model.batch import SaveMode
-from runbatch.stage.paths import parse_stage_path
-from runbatch.wire.jobs import JobCreate, JobPublic, LogLine, ShardPublic, StageInput, UploadInput
+from runbatch.stage.paths import compile_pattern, parse_stage_path
+from runbatch.wire.jobs import (
+    JobCreate,
+    JobPublic,
+    LogLine,
+    ShardPublic,
+    StageInput,
+    UploadInput,
+    decode_schema,
+    encode_schema,
+)
 from server.auth.tokens import Principal
 from server.control_plane import ControlPlane
 from server.db.tables import JobLogRow, JobRow, SchemaRow, ShardRow, utcnow
@@ -33,6 +45,7 @@ from server.jobs.states import (
     JobStatus,
     ShardState,
     transition_job,
+    transition_phase,
     transition_shard,
 )
 from server.registry import service as registry
@@ -43,12 +56,15 @@ from server.workers import service as workers
 __all__ = [
     "append_logs",
     "cancel_job",
-    "create_job",
+    "JobDraft",
     "delete_job",
     "get_job",
     "job_public",
     "list_jobs",
     "mark_dispatched",
+    "prepare_job",
+    "record_job",
+    "uploaded_input",
     "no_worker_message",
     "read_logs",
     "shard_public",
@@ -86,8 +102,24 @@ def _enforce_save_mode(output: stages.ResolvedStage, shown: str, mode: SaveMode)
     output.storage.delete_prefix(output.key + "/")
 
 
-def create_job(session: Session, cp: ControlPlane, principal: Principal, body: JobCreate) -> JobRow:
-    """Validate everything knowable before compute starts, then record the job (and plan it if it can)."""
+@dataclass
+class JobDraft:
+    """A job request that passed every check; ``record_job`` stores it."""
+
+    row: JobRow
+    files: list[InputFile] | None
+    output: stages.ResolvedStage
+    shown_output: str
+    mode: SaveMode
+    live_workers: bool
+
+
+def prepare_job(session: Session, cp: ControlPlane, principal: Principal, body: JobCreate) -> JobDraft:
+    """Check everything knowable before compute starts; only reads (input footers included).
+
+    Run it in a read-only session: on SQLite, reading thousands of footers must not hold the
+    write lock. ``record_job`` then stores the draft in a short write transaction.
+    """
     ref = body.model
     version = registry.get_version(session, ref.database, ref.schema_, ref.name, ref.version)
     fqmn = qualified(ref.database, ref.schema_, ref.name)
@@ -123,15 +155,7 @@ def create_job(session: Session, cp: ControlPlane, principal: Principal, body: J
     job_schema, job_name = _job_namespace(
         session, job_spec.job_name, job_spec.job_name_prefix, ref.database, ref.schema_
     )
-    if session.scalars(
-        select(JobRow.id).where(
-            JobRow.schema_id == job_schema.id, JobRow.name == job_name, JobRow.deleted_at.is_(None)
-        )
-    ).first():
-        raise AlreadyExistsError(
-            f"Job {qualified(job_schema.database.name, job_schema.name, job_name)} already exists. Choose another "
-            "job_name, or delete the old job with delete_job()."
-        )
+    _check_job_name_free(session, job_schema, job_name)
 
     ctx = {"database": body.database, "schema": body.schema_}
     if output_spec.base_stage_location is not None:
@@ -162,7 +186,13 @@ def create_job(session: Session, cp: ControlPlane, principal: Principal, body: J
                 f"The output location {output.as_dir()} overlaps the input location {location.as_dir()}; write the "
                 "output to a folder outside the input."
             )
-        files = list_input_files(resolved_in.storage, resolved_in.key, body.input.pattern, location.as_dir())
+        regex = compile_pattern(body.input.pattern)
+        files = list_input_files(
+            resolved_in.storage,
+            resolved_in.key,
+            location.as_dir(),
+            lambda key: resolved_in.matches(regex, key),
+        )
         if not files:
             raise InvalidArgumentError(
                 f"No Parquet input files found under {location.as_dir()}"
@@ -181,15 +211,13 @@ def create_job(session: Session, cp: ControlPlane, principal: Principal, body: J
         input_stage = {"database": location.database, "schema": location.schema, "stage": location.stage}
     else:
         assert isinstance(body.input, UploadInput)
-        schema = pa.schema([pa.field(c.name, _parse_type(c.type)) for c in body.input.columns])
+        schema = _declared_schema(body.input)
         input_location = output.child("_temporary/input").as_dir()
         input_key = output.child("_temporary/input").key
 
     feature_columns = validation.match_columns(
         signature.inputs, schema, case_sensitive=case_sensitive, column_handling=column_handling, where=where
     )
-    # Last of the checks, because OVERWRITE deletes: nothing may fail after it.
-    _enforce_save_mode(resolved_out, shown_output, output_spec.mode)
     output_key = output.key
     spec: dict[str, Any] = {
         "request": body.model_dump(mode="json", by_alias=True),
@@ -214,6 +242,7 @@ def create_job(session: Session, cp: ControlPlane, principal: Principal, body: J
         "input_key": input_key,
         "input_stage": input_stage,
         "input_columns": schema.names,
+        "input_schema": encode_schema(schema),
         "output_key": output_key,
         "temporary_key": f"{output_key}/_temporary",
         "engine": engine,
@@ -235,10 +264,41 @@ def create_job(session: Session, cp: ControlPlane, principal: Principal, body: J
         replicas=job_spec.replicas or 1,
         message="" if live else no_worker_message(pool.name),
     )
+    return JobDraft(
+        row=job,
+        files=files,
+        output=resolved_out,
+        shown_output=shown_output,
+        mode=output_spec.mode,
+        live_workers=bool(live),
+    )
+
+
+def _check_job_name_free(session: Session, job_schema: SchemaRow, job_name: str) -> None:
+    if session.scalars(
+        select(JobRow.id).where(
+            JobRow.schema_id == job_schema.id, JobRow.name == job_name, JobRow.deleted_at.is_(None)
+        )
+    ).first():
+        raise AlreadyExistsError(
+            f"Job {qualified(job_schema.database.name, job_schema.name, job_name)} already exists. Choose another "
+            "job_name, or delete the old job with delete_job()."
+        )
+
+
+def record_job(session: Session, cp: ControlPlane, draft: JobDraft) -> JobRow:
+    """Store a prepared job (and plan its shards when its input is already there)."""
+    job = draft.row
+    job_schema = session.get(SchemaRow, job.schema_id)
+    if job_schema is None:
+        raise NotFoundError(f"The schema of job {job.name} was dropped while the job was being submitted.")
+    _check_job_name_free(session, job_schema, job.name)
+    # Last, because OVERWRITE deletes: nothing that can refuse the job may come after it.
+    _enforce_save_mode(draft.output, draft.shown_output, draft.mode)
     session.add(job)
     session.flush()
-    if files is not None:
-        _plan(session, cp, job, files)
+    if draft.files is not None:
+        _plan(session, cp, job, draft.files)
     return job
 
 
@@ -256,6 +316,28 @@ def mark_dispatched(job: JobRow) -> list[uuid.UUID]:
     for shard in due:
         shard.dispatched_at = now
     return [s.id for s in due]
+
+
+def _declared_schema(upload: UploadInput) -> pa.Schema:
+    if upload.arrow_schema is not None:
+        try:
+            schema = decode_schema(upload.arrow_schema)
+        except ValueError as exc:
+            raise InvalidArgumentError(str(exc)) from exc
+    else:
+        schema = pa.schema([pa.field(c.name, _parse_type(c.type)) for c in upload.columns or []])
+    return _as_parquet_reads(schema)
+
+
+def _as_parquet_reads(schema: pa.Schema) -> pa.Schema:
+    """The schema a Parquet file written with ``schema`` reads back as (a few Arrow types, like
+    dictionaries of large strings, do not survive Parquet); the uploaded files are compared to it."""
+    buffer = io.BytesIO()
+    try:
+        pq.write_table(schema.empty_table(), buffer)
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid) as exc:
+        raise InvalidArgumentError(f"The input schema cannot be stored as Parquet: {exc}") from None
+    return pq.ParquetFile(io.BytesIO(buffer.getvalue())).schema_arrow.remove_metadata()
 
 
 def _parse_type(text: str) -> pa.DataType:
@@ -290,24 +372,40 @@ def _plan(session: Session, cp: ControlPlane, job: JobRow, files: list[InputFile
     session.flush()
 
 
-def start_job(session: Session, cp: ControlPlane, job: JobRow) -> None:
-    """The client finished uploading the input: check it and plan the shards."""
+def uploaded_input(cp: ControlPlane, job: JobRow) -> list[InputFile]:
+    """The files a client uploaded for ``job`` (reads their footers: call it outside a write transaction)."""
+    if job.phase != JobPhase.AWAITING_INPUT:
+        raise ConflictError(f"Job {job.name} is not waiting for input (phase {job.phase}).")
+    return list_input_files(cp.storage, job.spec["input_key"], job.input_location)
+
+
+def start_job(session: Session, cp: ControlPlane, job: JobRow, files: list[InputFile]) -> None:
+    """The client finished uploading ``files``: check them and plan the shards."""
     if job.phase != JobPhase.AWAITING_INPUT:
         raise ConflictError(f"Job {job.name} is not waiting for input (phase {job.phase}).")
     spec = job.spec
-    files = list_input_files(cp.storage, spec["input_key"], None, job.input_location)
     if not files:
         raise InvalidArgumentError(
             f"No input was uploaded to {job.input_location}; upload Parquet files, then start."
         )
-    declared = spec["input_columns"]
+    declared = decode_schema(spec["input_schema"])
     for f in files:
-        if f.schema.names != declared:
+        if f.schema.names != declared.names:
             raise InvalidArgumentError(
-                f"Uploaded input has columns {f.schema.names}, but the job was created for {declared}."
+                f"Uploaded input has columns {f.schema.names}, but the job was created for {declared.names}."
+            )
+        changed = [
+            f"{name}: {got} (declared {want})"
+            for name, got, want in zip(declared.names, f.schema.types, declared.types, strict=True)
+            if not got.equals(want)
+        ]
+        if changed:
+            raise InvalidArgumentError(
+                f"Uploaded input has other column types than the job was created for: {', '.join(changed)}."
             )
     _plan(session, cp, job, files)
-    job.phase = JobPhase.QUEUED
+    if not transition_phase(session, job.id, from_={JobPhase.AWAITING_INPUT}, to=JobPhase.QUEUED):
+        raise ConflictError(f"Job {job.name} stopped waiting for input while it was being started.")
 
 
 def get_job(session: Session, database: str, schema: str, name: str) -> JobRow:
@@ -349,6 +447,8 @@ def cancel_job(session: Session, job: JobRow) -> None:
     """Ask a job to stop: pending shards end now, running ones when their runner hears of it."""
     if job.status in TERMINAL_JOB_STATUSES or job.status == JobStatus.CANCELLING:
         return
+    if job.phase in (JobPhase.FINALIZING, JobPhase.FINISHED):
+        return  # too late: its outcome is decided and being committed
     transition_job(session, job.id, from_={JobStatus.PENDING, JobStatus.RUNNING}, to=JobStatus.CANCELLING)
     for shard in job.shards:
         if shard.state == ShardState.PENDING:
@@ -442,10 +542,26 @@ _MAX_LOG_LINES_PER_INSTANCE = 20_000
 def append_logs(
     session: Session, job_id: uuid.UUID, instance_id: int, attempt: int, lines: list[str]
 ) -> None:
+    """Store log lines, at most ``_MAX_LOG_LINES_PER_INSTANCE`` per instance over all its attempts
+    (a model printing in a loop must not fill the database); a last line says where it stopped."""
+    stored = session.scalar(
+        select(func.count())
+        .select_from(JobLogRow)
+        .where(JobLogRow.job_id == job_id, JobLogRow.instance_id == instance_id)
+    )
+    room = _MAX_LOG_LINES_PER_INSTANCE - (stored or 0)
+    if room <= 0:
+        return
+    if len(lines) > room:
+        lines = [
+            *lines[: room - 1],
+            f"[runbatch] instance {instance_id} reached the limit of {_MAX_LOG_LINES_PER_INSTANCE} log lines; "
+            "later lines are dropped.",
+        ]
     now = utcnow()
     session.add_all(
         JobLogRow(job_id=job_id, instance_id=instance_id, attempt=attempt, logged_at=now, line=line[:10_000])
-        for line in lines[:_MAX_LOG_LINES_PER_INSTANCE]
+        for line in lines
     )
     session.flush()
 

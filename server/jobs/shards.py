@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
-from runbatch.errors import ConflictError, NotFoundError
+from runbatch.errors import ConflictError, InvalidArgumentError, NotFoundError, StagePathError
 from runbatch.ml.model.batch import JobSpec
+from runbatch.stage.paths import normalize_key
 from runbatch.wire.jobs import InputSlice, OutputFile, ShardWork
 from server.auth.tokens import hash_secret, new_shard_secret
 from server.control_plane import ControlPlane
@@ -24,6 +26,7 @@ from server.jobs.states import (
 from server.stages import service as stages
 
 __all__ = [
+    "attempt_output_prefix",
     "build_work",
     "claim",
     "complete",
@@ -89,6 +92,11 @@ def claim(session: Session, shard_id: uuid.UUID, worker: str) -> tuple[ShardRow,
     return shard, secret
 
 
+def attempt_output_prefix(spec: dict[str, Any], index: int, attempt: int) -> str:
+    """Where one shard attempt writes: the only keys its ``/complete`` may name."""
+    return f"{spec['temporary_key']}/shards/{index:05d}/{attempt}"
+
+
 def build_work(session: Session, cp: ControlPlane, shard: ShardRow) -> ShardWork:
     """The work order of a shard's current attempt (it carries storage credentials: reveal it only to the runtime)."""
     job = shard.job
@@ -118,7 +126,7 @@ def build_work(session: Session, cp: ControlPlane, shard: ShardRow) -> ShardWork
         input_storage=input_storage,
         slices=[InputSlice.model_validate(s) for s in shard.slices],
         output_storage=storage,
-        output_prefix=f"{spec['temporary_key']}/shards/{shard.index:05d}/{shard.attempt}",
+        output_prefix=attempt_output_prefix(spec, shard.index, shard.attempt),
         params=spec["params"],
         column_handling=spec["column_handling"],
         partition_column=None,
@@ -167,6 +175,18 @@ def complete(
     shard = get_shard(session, shard_id)
     if shard.state == ShardState.DONE and shard.attempt == attempt:
         return shard  # a retried request whose first try got through
+    prefix = attempt_output_prefix(shard.job.spec, shard.index, attempt) + "/"
+    for f in files:
+        try:
+            inside = normalize_key(f.key, what="output file").startswith(prefix)
+        except StagePathError:
+            inside = False
+        if not inside or f.key != normalize_key(f.key):
+            # The token lives in the runtime, next to user code: finalization moves these keys,
+            # so a key outside the attempt's own folder could move any file of any stage.
+            raise InvalidArgumentError(
+                f"Output file {f.key!r} is outside shard {shard.index}'s output folder {prefix!r}."
+            )
     won = transition_shard(
         session,
         shard.id,
@@ -177,7 +197,6 @@ def complete(
         output_files=[f.model_dump() for f in files],
         rows_done=rows_done,
         rows_failed=rows_failed,
-        token_hash=None,
         message="",
     )
     if not won:
@@ -206,6 +225,9 @@ def fail(
     job = shard.job
     now = utcnow()
     finished_at = now if ended else None
+    # A runtime reporting its own end keeps its token until its worker reports the exit, so a
+    # retry of a request whose response was lost still authenticates.
+    revoke: dict[str, Any] = {"token_hash": None} if ended else {}
     if shard.state != ShardState.RUNNING or shard.attempt != attempt:
         return shard
     if job.status == JobStatus.CANCELLING or job.phase == JobPhase.FAILING:
@@ -218,8 +240,8 @@ def fail(
             on_attempt=attempt,
             finished_at=finished_at,
             heartbeat_at=now,
-            token_hash=None,
             message=reason,
+            **revoke,
         )
     elif retryable and attempt < shard.max_attempts and not _job_stopping(job):
         transition_shard(
@@ -244,8 +266,8 @@ def fail(
             on_attempt=attempt,
             finished_at=finished_at,
             heartbeat_at=now,
-            token_hash=None,
             message=message,
+            **revoke,
         )
         _fail_job(
             session, job, f"Shard {shard.index} failed (attempt {attempt}/{shard.max_attempts}): {message}"
@@ -270,6 +292,7 @@ def exit_reported(
         ShardState.CANCELLED,
     ):
         shard.finished_at = utcnow()
+        shard.token_hash = None
         session.flush()
     return shard
 

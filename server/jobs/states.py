@@ -81,7 +81,10 @@ JOB_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.RUNNING: frozenset(
         {JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLING, JobStatus.INTERNAL_ERROR, JobStatus.DELETED}
     ),
-    JobStatus.CANCELLING: frozenset({JobStatus.CANCELLED, JobStatus.DELETED, JobStatus.INTERNAL_ERROR}),
+    # A cancel that races a job's last shard can lose: the job then ends as it would have.
+    JobStatus.CANCELLING: frozenset(
+        {JobStatus.CANCELLED, JobStatus.DONE, JobStatus.FAILED, JobStatus.DELETED, JobStatus.INTERNAL_ERROR}
+    ),
     JobStatus.DONE: frozenset({JobStatus.DELETED}),
     JobStatus.FAILED: frozenset({JobStatus.DELETED}),
     JobStatus.CANCELLED: frozenset({JobStatus.DELETED}),

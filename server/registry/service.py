@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import random
 import tarfile
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
@@ -24,7 +25,9 @@ from server.stages.service import name_key
 __all__ = [
     "SYSTEM_ALIASES",
     "ArtifactUpload",
+    "StoredArtifact",
     "add_version",
+    "check_new_version",
     "delete_model",
     "delete_version",
     "functions_of",
@@ -34,6 +37,7 @@ __all__ = [
     "model_public",
     "resolve_version",
     "set_alias",
+    "store_artifact",
     "unset_alias",
     "version_public",
 ]
@@ -292,6 +296,14 @@ class ArtifactUpload:
     stream: IO[bytes]
 
 
+@dataclass(frozen=True)
+class StoredArtifact:
+    """A version folder stored under ``key``, with its model.yaml (and MANIFEST.yml) parsed."""
+
+    key: str
+    spec: dict[str, Any]
+
+
 def _extract(storage: Storage, prefix: str, upload: ArtifactUpload) -> dict[str, bytes]:
     """Copy the tar into storage under ``prefix``; returns MANIFEST.yml and model/model.yaml bodies.
 
@@ -305,7 +317,12 @@ def _extract(storage: Storage, prefix: str, upload: ArtifactUpload) -> dict[str,
                 continue
             if not member.isfile():
                 raise InvalidArgumentError(f"Model archive member {member.name!r} is not a regular file.")
-            tarfile.data_filter(member, "/nonexistent")
+            try:
+                tarfile.data_filter(member, "/nonexistent")
+            except tarfile.FilterError as exc:
+                raise InvalidArgumentError(
+                    f"Model archive member {member.name!r} is refused: {exc}."
+                ) from exc
             rel = member.name.removeprefix("./")
             key = f"{prefix}/{rel}"
             source = tar.extractfile(member)
@@ -329,33 +346,43 @@ def _chunks(source: IO[bytes]) -> Iterator[bytes]:
         yield chunk
 
 
-def add_version(
-    session: Session,
-    storage: Storage,
-    *,
-    database: str,
-    schema: str,
-    model_name: str,
-    version_name: str | None,
-    owner: str,
-    upload: ArtifactUpload,
-) -> ModelVersionRow:
-    """Store a new version (creating the model on first use); the first version becomes the default."""
-    sch: SchemaRow = get_schema(session, database, schema)
-    model = session.scalars(
-        select(ModelRow).where(ModelRow.schema_id == sch.id, ModelRow.name == model_name)
-    ).one_or_none()
-    existing = {v.name for v in model.versions} if model else set()
-    if version_name is None:
-        version_name = generate_version_name(existing)
-    elif version_name in existing:
-        raise AlreadyExistsError(
-            f"Model {qualified(model_name)} version {qualified(version_name)} already existed. "
-            "To auto-generate `version_name`, skip that argument."
-        )
-    prefix = f"{model_key(database, schema, model_name)}/{name_key(version_name)}"
-    # A failed earlier upload may have left files; the version folder must hold only this one.
-    storage.delete_tree(prefix)
+def check_new_version(
+    session: Session, database: str, schema: str, model_name: str, version_name: str | None
+) -> None:
+    """Refuse a version that cannot be added, before its (possibly large) files are stored."""
+    sch = get_schema(session, database, schema)
+    if (
+        version_name is not None
+        and session.scalars(
+            select(ModelVersionRow.id)
+            .join(ModelVersionRow.model)
+            .where(
+                ModelRow.schema_id == sch.id,
+                ModelRow.name == model_name,
+                ModelVersionRow.name == version_name,
+            )
+        ).first()
+    ):
+        raise _version_exists(model_name, version_name)
+
+
+def _version_exists(model_name: str, version_name: str) -> AlreadyExistsError:
+    return AlreadyExistsError(
+        f"Model {qualified(model_name)} version {qualified(version_name)} already existed. "
+        "To auto-generate `version_name`, skip that argument."
+    )
+
+
+def store_artifact(
+    storage: Storage, database: str, schema: str, model_name: str, upload: ArtifactUpload
+) -> StoredArtifact:
+    """Store an uploaded version folder under a prefix of its own; call it outside any transaction.
+
+    Every upload gets a new prefix, so a version deleted and logged again under the same name
+    never shares a key (or a worker's cached copy) with the old one, and two concurrent uploads
+    never write into each other's folder.
+    """
+    prefix = f"{model_key(database, schema, model_name)}/{uuid.uuid4().hex}"
     try:
         files = _extract(storage, prefix, upload)
         spec = yaml.safe_load(files["model/model.yaml"])
@@ -366,6 +393,29 @@ def add_version(
         storage.delete_tree(prefix)
         raise
     spec["manifest"] = manifest
+    return StoredArtifact(key=prefix, spec=spec)
+
+
+def add_version(
+    session: Session,
+    *,
+    database: str,
+    schema: str,
+    model_name: str,
+    version_name: str | None,
+    owner: str,
+    artifact: StoredArtifact,
+) -> ModelVersionRow:
+    """Register a stored version (creating the model on first use); the first version becomes the default."""
+    sch: SchemaRow = get_schema(session, database, schema)
+    model = session.scalars(
+        select(ModelRow).where(ModelRow.schema_id == sch.id, ModelRow.name == model_name)
+    ).one_or_none()
+    existing = {v.name for v in model.versions} if model else set()
+    if version_name is None:
+        version_name = generate_version_name(existing)
+    elif version_name in existing:
+        raise _version_exists(model_name, version_name)
     if model is None:
         model = ModelRow(schema_id=sch.id, name=model_name, owner=owner, default_version=version_name)
         session.add(model)
@@ -374,9 +424,9 @@ def add_version(
         model_id=model.id,
         name=version_name,
         owner=owner,
-        artifact_key=prefix,
-        model_type=str(spec.get("model_type", "custom")),
-        spec=spec,
+        artifact_key=artifact.key,
+        model_type=str(artifact.spec.get("model_type", "custom")),
+        spec=artifact.spec,
         metrics={},
     )
     model.versions.append(version)

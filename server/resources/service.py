@@ -5,8 +5,9 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from runbatch.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
+from runbatch.errors import AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError
 from runbatch.identifiers import qualified
+from runbatch.stage.paths import name_key
 from server.db.tables import ComputePoolRow, DatabaseRow, JobRow, SchemaRow, ShardRow
 
 __all__ = [
@@ -24,7 +25,36 @@ __all__ = [
     "list_compute_pools",
     "list_databases",
     "list_schemas",
+    "storage_prefixes",
 ]
+
+# Jobs in these states still read and write their schema's stages and models.
+_ACTIVE_JOB_STATUSES = ("PENDING", "RUNNING", "CANCELLING")
+
+
+def storage_prefixes(database: str, schema: str | None = None) -> list[str]:
+    """The storage folders of a database's (or schema's) stage files and model versions."""
+    path = name_key(database) + (f"/{name_key(schema)}" if schema is not None else "")
+    return [f"stages/{path}", f"registry/{path}"]
+
+
+def _refuse_active_jobs(session: Session, schema_ids: list[object], what: str) -> None:
+    active = list(
+        session.scalars(
+            select(JobRow.name).where(
+                JobRow.schema_id.in_(schema_ids),
+                JobRow.status.in_(_ACTIVE_JOB_STATUSES),
+                JobRow.deleted_at.is_(None),
+            )
+        )
+    )
+    if active:
+        shown = ", ".join(sorted(active)[:5]) + (" ..." if len(active) > 5 else "")
+        raise ConflictError(
+            f"{what} has {len(active)} job(s) still running ({shown}); cancel them (MLJob.cancel()) or wait for "
+            "them to end, then drop it."
+        )
+
 
 # Snowflake's instance families for SPCS compute pools.
 CPU_INSTANCE_FAMILIES = frozenset(
@@ -83,6 +113,7 @@ def create_database(
             return existing, False
         if not or_replace:
             raise AlreadyExistsError(f"Database '{qualified(name)}' already exists.")
+        _refuse_active_jobs(session, [s.id for s in existing.schemas], f"Database {qualified(name)}")
         session.delete(existing)
         session.flush()
     row = DatabaseRow(name=name, owner=owner, comment=comment)
@@ -98,6 +129,7 @@ def drop_database(session: Session, name: str, *, if_exists: bool = False) -> bo
         if if_exists:
             return False
         raise NotFoundError(f"Database '{qualified(name)}' does not exist or not authorized.")
+    _refuse_active_jobs(session, [s.id for s in row.schemas], f"Database {qualified(name)}")
     session.delete(row)
     session.flush()
     return True
@@ -139,6 +171,7 @@ def create_schema(
             return existing, False
         if not or_replace:
             raise AlreadyExistsError(f"Schema '{qualified(database, name)}' already exists.")
+        _refuse_active_jobs(session, [existing.id], f"Schema {qualified(database, name)}")
         session.delete(existing)
         session.flush()
     row = SchemaRow(database_id=db.id, name=name, owner=owner, comment=comment)
@@ -154,6 +187,7 @@ def drop_schema(session: Session, database: str, name: str, *, if_exists: bool =
         if if_exists:
             return False
         raise
+    _refuse_active_jobs(session, [row.id], f"Schema {qualified(database, name)}")
     session.delete(row)
     session.flush()
     return True

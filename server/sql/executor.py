@@ -101,7 +101,7 @@ def _create(ctx: _Context, stmt: CreateNamespace) -> Execution:
         (name,) = stmt.parts
         _, created = resources.create_database(ctx.session, name, **kwargs)
         if created and stmt.or_replace:
-            after.append(lambda: _purge(ctx.storage, f"stages/{stages.name_key(name)}"))
+            after.append(lambda: _purge(ctx.storage, *resources.storage_prefixes(name)))
         if created:
             # As in Snowflake, creating a database makes it (and its PUBLIC schema) current.
             ctx.database, ctx.schema = name, "PUBLIC"
@@ -110,7 +110,7 @@ def _create(ctx: _Context, stmt: CreateNamespace) -> Execution:
         db, name = _scope(ctx, stmt.parts, 2)
         _, created = resources.create_schema(ctx.session, db, name, **kwargs)
         if created and stmt.or_replace:
-            after.append(lambda: _purge(ctx.storage, f"stages/{stages.name_key(db)}/{stages.name_key(name)}"))
+            after.append(lambda: _purge(ctx.storage, *resources.storage_prefixes(db, name)))
         if created:
             ctx.database, ctx.schema = db, name
         label, shown = "Schema", qualified(name)
@@ -125,8 +125,9 @@ def _create(ctx: _Context, stmt: CreateNamespace) -> Execution:
     return _status(ctx, f"{label} {shown} successfully created.", after)
 
 
-def _purge(storage: Storage, key: str) -> None:
-    storage.delete_tree(key)
+def _purge(storage: Storage, *keys: str) -> None:
+    for key in keys:
+        storage.delete_tree(key)
 
 
 def _create_external_stage(ctx: _Context, stmt: CreateExternalStage) -> Execution:
@@ -172,29 +173,29 @@ def _drop(ctx: _Context, stmt: Drop) -> Execution:
     if stmt.kind == "DATABASE":
         (name,) = stmt.parts
         dropped = resources.drop_database(ctx.session, name, if_exists=stmt.if_exists)
-        key = f"stages/{stages.name_key(name)}"
+        keys = resources.storage_prefixes(name)
         if ctx.database == name:
             ctx.database, ctx.schema = None, None
     elif stmt.kind == "SCHEMA":
         db, name = _scope(ctx, stmt.parts, 2)
         dropped = resources.drop_schema(ctx.session, db, name, if_exists=stmt.if_exists)
-        key = f"stages/{stages.name_key(db)}/{stages.name_key(name)}"
+        keys = resources.storage_prefixes(db, name)
         if (ctx.database, ctx.schema) == (db, name):
             ctx.schema = None
     elif stmt.kind == "STAGE":
         db, sch, name = _scope(ctx, stmt.parts, 3)
         dropped = stages.drop_stage(ctx.session, db, sch, name, if_exists=stmt.if_exists)
-        key = stages.stage_root_key(db, sch, name)
+        keys = [stages.stage_root_key(db, sch, name)]
     else:
         (name,) = stmt.parts
         dropped = resources.drop_compute_pool(ctx.session, name, if_exists=stmt.if_exists)
-        key = ""
+        keys = []
     if not dropped:
         return _status(
             ctx, "Drop statement executed successfully (" + qualified(stmt.parts[-1]) + " already dropped)."
         )
-    if key:
-        after.append(lambda: _purge(ctx.storage, key))
+    if keys:
+        after.append(lambda: _purge(ctx.storage, *keys))
     return _status(ctx, f"{qualified(stmt.parts[-1])} successfully dropped.", after)
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from runbatch.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
 from runbatch.identifiers import qualified
-from runbatch.stage.paths import StagePath, name_key, stage_root_key
+from runbatch.stage.paths import StagePath, compile_pattern, name_key, pattern_matches, stage_root_key
 from runbatch.stage.storage import FileEntry, Storage, StorageConfig, open_storage
 from runbatch.wire.resources import StageFilePublic
 from server.db.tables import StageRow
@@ -51,6 +51,23 @@ class ResolvedStage:
     def relative(self, key: str) -> str:
         """The path of a storage key relative to the stage root."""
         return key[len(self.root_key) + 1 :] if self.root_key else key
+
+    def list_name(self, relative_to_stage: str) -> str:
+        """The file's name as LIST shows it."""
+        # Snowflake names internal files "<stage>/<path>" and external ones by their full URL.
+        external = self.external_url
+        return (
+            f"{external}/{relative_to_stage}"
+            if external
+            else f"{self.path.stage.lower()}/{relative_to_stage}"
+        )
+
+    def matches(self, regex: re.Pattern[str] | None, key: str) -> bool:
+        """Whether the file at storage ``key`` matches a PATTERN (None matches everything)."""
+        if regex is None:
+            return True
+        rel = self.relative(key)
+        return pattern_matches(regex, list_name=self.list_name(rel), stage_relative=rel)
 
     @property
     def external_url(self) -> str | None:
@@ -178,13 +195,15 @@ def list_files(
 ) -> list[StageFilePublic]:
     """Rows of ``LIST``: ``stage/path`` names (stage in lower case, as Snowflake prints them)."""
     prefix = stage.key + "/" if (prefix_is_dir or not stage.path.path) else stage.key
-    regex = _compile_pattern(pattern)
+    regex = compile_pattern(pattern)
     rows: list[StageFilePublic] = []
     for entry in stage.storage.list(prefix):
         rel = stage.relative(entry.key)
         if _is_internal(rel):
             continue
-        if regex is not None and not regex.fullmatch(rel):
+        if regex is not None and not pattern_matches(
+            regex, list_name=stage.list_name(rel), stage_relative=rel
+        ):
             continue
         rows.append(_file_row(stage, entry, rel, with_md5))
     return rows
@@ -195,20 +214,9 @@ def _is_internal(rel: str) -> bool:
     return ".__tmp_" in rel.rsplit("/", 1)[-1]
 
 
-def _compile_pattern(pattern: str | None) -> re.Pattern[str] | None:
-    if pattern is None:
-        return None
-    try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise InvalidArgumentError(f"PATTERN {pattern!r} is not a valid regular expression: {exc}.") from None
-
-
 def _file_row(stage: ResolvedStage, entry: FileEntry, rel: str, with_md5: bool) -> StageFilePublic:
-    external = stage.external_url
     return StageFilePublic(
-        # Snowflake names internal files "<stage>/<path>" and external ones by their full URL.
-        name=f"{external}/{rel}" if external else f"{stage.path.stage.lower()}/{rel}",
+        name=stage.list_name(rel),
         size=entry.size,
         md5=stage.storage.md5(entry) if with_md5 else "",
         last_modified=format_datetime(entry.last_modified, usegmt=True),

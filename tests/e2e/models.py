@@ -18,6 +18,14 @@ class Doubler(custom_model.CustomModel):
         return pd.DataFrame({"Y": X["X"] * 2.0 * scale})
 
 
+class Tripler(custom_model.CustomModel):
+    """x -> 3x: another model with Doubler's signature."""
+
+    @custom_model.inference_api
+    def predict(self, X: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame({"Y": X["X"] * 3.0})
+
+
 class Sleeper(custom_model.CustomModel):
     """Slow on purpose, so a job can be cancelled while it runs."""
 

@@ -295,3 +295,85 @@ def test_stage_parquet_is_read_in_place(session: Session, sklearn_version, tmp_p
     assert out.ID.tolist() == list(range(300))
     expected = model.predict(out[["A", "B", "C", "D"]])
     assert out.output_feature_0.tolist() == expected.tolist()
+
+
+def test_overwrite_deletes_nothing_when_the_job_is_refused(
+    session: Session, sklearn_version, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    _, mv = sklearn_version
+    _features(10).to_parquet(tmp_path / "in.parquet")
+    session.file.put(str(tmp_path / "in.parquet"), "@DATA/data/in/")
+    overwrite = OutputSpec(stage_location="@DATA/data/", mode=SaveMode.OVERWRITE)
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match="overlaps the input location"):
+        mv.run_batch(
+            session.read.parquet("@DATA/data/in/"),
+            compute_pool=POOL,
+            output_spec=overwrite,
+            job_spec=JobSpec(function_name="predict"),
+        )
+    assert _stage_names(session, "@DATA/data/") == ["data/in/in.parquet"]
+    # A refused job (a missing column) leaves an existing output as it was.
+    session.file.put(str(tmp_path / "in.parquet"), "@DATA/kept/")
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match="missing"):
+        mv.run_batch(
+            _features(10).drop(columns=["A"]),
+            compute_pool=POOL,
+            output_spec=OutputSpec(stage_location="@DATA/kept/", mode=SaveMode.OVERWRITE),
+            job_spec=JobSpec(function_name="predict"),
+        )
+    assert _stage_names(session, "@DATA/kept/") == ["kept/in.parquet"]
+
+
+def test_a_pattern_means_the_same_to_read_and_run_batch(session: Session, sklearn_version, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    model, mv = sklearn_version
+    for i in range(2):
+        _features(7 + i, seed=i).to_parquet(tmp_path / f"in{i}.parquet")
+    session.file.put(str(tmp_path / "in*.parquet"), "@DATA/input/")
+    # The path from the stage root and the name LIST shows both work; the storage layout never does.
+    for pattern, rows in [
+        ("input/in0\\.parquet", 7),
+        ("data/input/in1\\.parquet", 8),
+        ("in0\\.parquet", None),
+    ]:
+        frame = session.read.option("pattern", pattern).parquet("@DATA/input/")
+        if rows is None:
+            assert frame.count() == 0
+            with pytest.raises(ValueError, match="No Parquet input files found"):
+                mv.run_batch(
+                    frame,
+                    compute_pool=POOL,
+                    output_spec=OutputSpec(stage_location="@DATA/p/"),
+                    job_spec=JobSpec(function_name="predict"),
+                )
+            continue
+        assert frame.count() == rows
+        job = mv.run_batch(
+            frame,
+            compute_pool=POOL,
+            output_spec=OutputSpec(stage_location=f"@DATA/p{rows}/"),
+            job_spec=JobSpec(function_name="predict"),
+        )
+        assert job.wait(60) == "DONE"
+        assert job.info.rows_total == rows
+
+
+def test_uploaded_columns_keep_their_exact_types(session: Session, sklearn_version) -> None:  # type: ignore[no-untyped-def]
+    model, mv = sklearn_version
+    data = _features(6)
+    # Types a text round trip of the schema used to lose or refuse; they pass through untouched.
+    data["WHEN"] = pd.date_range("2026-01-01", periods=6, freq="h", tz="Europe/Paris")
+    data["KIND"] = pd.Categorical(["a", "b", "a", "c", "b", "a"])
+    data["META"] = [{"k": i} for i in range(6)]
+    job = mv.run_batch(
+        data,
+        compute_pool=POOL,
+        output_spec=OutputSpec(stage_location="@DATA/typed/"),
+        job_spec=JobSpec(function_name="predict"),
+    )
+    assert job.wait(60) == "DONE", job.get_logs()
+    out = session.read.parquet("@DATA/typed/").to_pandas().sort_values("ID").reset_index(drop=True)
+    assert out.WHEN.tolist() == data.WHEN.tolist()
+    assert str(out.WHEN.dtype) == "datetime64[us, Europe/Paris]"
+    assert out.KIND.astype(str).tolist() == ["a", "b", "a", "c", "b", "a"]
+    assert out.META.tolist() == [{"k": i} for i in range(6)]
+    assert out.output_feature_0.tolist() == model.predict(data[["A", "B", "C", "D"]]).tolist()

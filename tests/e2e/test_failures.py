@@ -8,7 +8,9 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
+from runbatch.errors import ConflictError
 from runbatch.ml.jobs import MLJob
 from runbatch.ml.model.batch import JobSpec, OutputSpec
 from runbatch.ml.model.model_signature import DataType, FeatureSpec, ModelSignature
@@ -101,3 +103,22 @@ def test_a_model_error_fails_the_job_without_retry(session: Session, fresh_db: s
     )
     assert "ValueError: the model refuses this input" in job.get_logs()
     assert _files(session, "@DATA/r/") == []
+
+
+def test_a_database_with_a_running_job_cannot_be_dropped(session: Session, fresh_db: str) -> None:
+    mv = Registry(session).log_model(Sleeper(), model_name="SLOW", sample_input_data=SAMPLE)
+    frame = session.create_dataframe([(float(i),) for i in range(40)], schema=["X"])
+    job = mv.run_batch(
+        frame,
+        compute_pool=POOL,
+        output_spec=OutputSpec(stage_location="@DATA/d/"),
+        job_spec=JobSpec(max_batch_rows=5, job_name="SLOW_JOB"),
+    )
+    with pytest.raises(ConflictError) as exc:
+        session.sql(f"DROP DATABASE {fresh_db}").collect()
+    assert f"Database {fresh_db} has 1 job(s) still running (SLOW_JOB); cancel them" in str(exc.value)
+    job.cancel()
+    assert job.wait(60) == "CANCELLED"
+    session.sql(f"DROP DATABASE {fresh_db}").collect()
+    with pytest.raises(RuntimeError, match="Failed to cancel job"):
+        job.cancel()  # its database is gone, as Snowflake's MLJob.cancel reports it

@@ -14,9 +14,14 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from runbatch.ml.model import ExportMode, Model, custom_model
+from runbatch.ml.model.batch import OutputSpec
 from runbatch.ml.registry import Registry
 from runbatch.snowpark import Session
-from tests.e2e.models import Doubler
+from tests.e2e.models import Doubler, Tripler
+
+
+def _out(location: str) -> OutputSpec:
+    return OutputSpec(stage_location=location)
 
 
 def _data(rows: int = 40) -> tuple[pd.DataFrame, np.ndarray]:
@@ -136,3 +141,34 @@ def test_local_run_validates_like_snowflake(session: Session, fresh_db: str) -> 
         ValueError, match=r"Unknown parameter\(s\): \['nope'\]. Valid parameters are: \['scale'\]"
     ):
         mv.run(pd.DataFrame({"X": [1.0]}), params={"nope": 1})
+
+
+def test_a_version_logged_again_after_a_delete_runs_the_new_model(session: Session, fresh_db: str) -> None:
+    reg = Registry(session)
+    frame = pd.DataFrame({"X": [1.0, 2.0]})
+    first = reg.log_model(Doubler(), model_name="M", version_name="V1", sample_input_data=frame)
+    assert first.run(frame)["Y"].tolist() == [2.0, 4.0]
+    job = first.run_batch(
+        session.create_dataframe(frame), compute_pool="SYSTEM_COMPUTE_POOL_CPU", output_spec=_out("@DATA/a/")
+    )
+    assert job.wait(60) == "DONE"
+    reg.delete_model("M")
+    # Same name, other model: workers that cached V1's files must not run them again.
+    second = reg.log_model(Tripler(), model_name="M", version_name="V1", sample_input_data=frame)
+    job = second.run_batch(
+        session.create_dataframe(frame), compute_pool="SYSTEM_COMPUTE_POOL_CPU", output_spec=_out("@DATA/b/")
+    )
+    assert job.wait(60) == "DONE", job.get_logs()
+    out = session.read.parquet("@DATA/b/").to_pandas().sort_values("X")
+    assert out.Y.tolist() == [3.0, 6.0]
+
+
+def test_a_version_may_be_named_like_an_alias(session: Session, fresh_db: str) -> None:
+    reg = Registry(session)
+    frame = pd.DataFrame({"X": [1.0]})
+    v1 = reg.log_model(Doubler(), model_name="M", version_name="V1", sample_input_data=frame)
+    v1.set_alias("PROD")  # version names and aliases are separate namespaces, as in Snowflake
+    prod = reg.log_model(Doubler(), model_name="M", version_name="PROD", sample_input_data=frame)
+    assert prod.version_name == "PROD"
+    with pytest.raises(ValueError, match="version V1 already existed"):
+        reg.log_model(Doubler(), model_name="M", version_name="V1", sample_input_data=frame)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import re
+import socket
+import tarfile
+import time
 
 import httpx
 import pytest
@@ -11,7 +15,8 @@ from tests.conftest import ServerProcess
 
 
 def _routes(server: ServerProcess) -> list[tuple[str, str]]:
-    spec = httpx.get(f"{server.url}/openapi.json").json()
+    auth = {"Authorization": f"Bearer {server.token}"}
+    spec = httpx.get(f"{server.url}/api/v1/openapi.json", headers=auth).json()
     return [(method.upper(), path) for path, ops in spec["paths"].items() for method in ops]
 
 
@@ -32,7 +37,7 @@ def assert_error_body(response: httpx.Response, status: int, code: str) -> str:
 def test_every_route_but_health_needs_a_token(server_process: ServerProcess) -> None:
     routes = _routes(server_process)
     assert len(routes) > 40
-    for method, path in routes:
+    for method, path in [*routes, ("GET", "/api/v1/openapi.json")]:
         response = httpx.request(method, server_process.url + _fill(path))
         if path == "/api/v1/health":
             assert response.status_code == 200
@@ -83,3 +88,51 @@ def test_stage_paths_cannot_escape_their_stage(server_process: ServerProcess) ->
 def test_a_shard_token_cannot_use_user_routes(server_process: ServerProcess, path: str) -> None:
     response = httpx.get(server_process.url + path, headers={"Authorization": "Bearer rbs_unknown"})
     assert_error_body(response, 401, "unauthenticated")
+
+
+def test_an_interrupted_upload_stores_nothing(server_process: ServerProcess) -> None:
+    auth = {"Authorization": f"Bearer {server_process.token}"}
+    base = server_process.url + "/api/v1"
+    httpx.post(f"{base}/sql", headers=auth, json={"sql": "CREATE DATABASE IF NOT EXISTS UPL"})
+    httpx.post(f"{base}/sql", headers=auth, json={"sql": "CREATE STAGE IF NOT EXISTS UPL.PUBLIC.S"})
+    files = f"{base}/databases/UPL/schemas/PUBLIC/stages/S/files"
+    head = (
+        f"PUT /api/v1/databases/UPL/schemas/PUBLIC/stages/S/files/big.bin HTTP/1.1\r\n"
+        f"Host: 127.0.0.1\r\nAuthorization: Bearer {server_process.token}\r\n"
+        f"Content-Length: {10 << 20}\r\n\r\n"
+    ).encode()
+    stage_dir = server_process.home / "storage" / "stages" / "UPL"
+
+    def stored() -> list[str]:
+        return sorted(p.name for p in stage_dir.rglob("*") if p.is_file())
+
+    with socket.create_connection(("127.0.0.1", server_process.port)) as sock:
+        sock.sendall(head + b"x" * (1 << 20))  # a tenth of what it announced, then the client dies
+        deadline = time.monotonic() + 10
+        while not stored():  # the server is writing it (under a temporary name)
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    deadline = time.monotonic() + 10
+    while stored() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert stored() == []  # neither a truncated big.bin nor its temporary file
+    assert httpx.get(files, headers=auth).json() == []
+
+
+def test_a_model_archive_that_escapes_is_refused(server_process: ServerProcess) -> None:
+    auth = {"Authorization": f"Bearer {server_process.token}"}
+    base = server_process.url + "/api/v1"
+    httpx.post(f"{base}/sql", headers=auth, json={"sql": "CREATE DATABASE IF NOT EXISTS TARS"})
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        member = tarfile.TarInfo("../evil.txt")
+        member.size = 4
+        tar.addfile(member, io.BytesIO(b"evil"))
+    response = httpx.post(
+        f"{base}/databases/TARS/schemas/PUBLIC/models/M/versions", headers=auth, content=archive.getvalue()
+    )
+    message = assert_error_body(response, 400, "invalid_argument")
+    assert message.startswith("Model archive member '../evil.txt' is refused:")
+    assert not (server_process.home / "storage" / "registry" / "TARS").exists() or not [
+        p for p in (server_process.home / "storage" / "registry" / "TARS").rglob("*") if p.is_file()
+    ]

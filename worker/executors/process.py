@@ -120,12 +120,18 @@ class ProcessExecutor:
                 self._idle.append(proc)
 
     def _take_warm(self) -> subprocess.Popen[str] | None:
+        dead = []
+        found = None
         with self._lock:
             while self._idle:
                 proc = self._idle.pop(0)
                 if proc.poll() is None:
-                    return proc
-        return None
+                    found = proc
+                    break
+                dead.append(proc)
+        for proc in dead:
+            _kill(proc)  # reap it and close its pipes
+        return found
 
     def launch(self, spec: LaunchSpec) -> ProcessHandle:
         threads = cpu_count_for(spec.cpu_requests) or spec.threads
@@ -140,6 +146,7 @@ class ProcessExecutor:
                 proc.stdin.close()
             except OSError:
                 log.warning("a warm runtime died while idle; starting a cold one")
+                _kill(proc)
                 proc = None
         if proc is None:
             env = dict(os.environ)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any, Generic, Literal, TypeVar
 
-from runbatch.errors import JobTimeoutError
+from runbatch.errors import JobTimeoutError, RunbatchError
 from runbatch.identifiers import parse_qualified_name
 from runbatch.snowpark.session import Session, get_active_session
 from runbatch.wire.jobs import JobPublic
@@ -112,7 +112,11 @@ class MLJob(Generic[T]):
         print(self.get_logs(limit, instance_id, verbose=verbose))  # noqa: T201 - show_logs prints, as Snowflake's
 
     def cancel(self) -> None:
-        self._session._conn.client.cancel_job(self._database, self._schema, self._name)
+        """Ask the job to stop. Raises RuntimeError if the request fails (as Snowflake's does)."""
+        try:
+            self._session._conn.client.cancel_job(self._database, self._schema, self._name)
+        except RunbatchError as e:
+            raise RuntimeError(f"Failed to cancel job, error: {e!r}") from e
         self._info = None
 
     def result(self, timeout: float = -1) -> T:

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 from runbatch.errors import InvalidArgumentError, OutputExistsError, RunbatchError
 from runbatch.ml.model.batch import InputSpec, JobSpec, OutputSpec, SaveMode
 from runbatch.ml.model.inference_engine import InferenceEngine
-from runbatch.wire.jobs import ColumnSchema, JobCreate, ModelRef, StageInput, UploadInput
+from runbatch.wire.jobs import JobCreate, ModelRef, StageInput, UploadInput, encode_schema
 
 if TYPE_CHECKING:
     from runbatch.ml.jobs import MLJob
@@ -91,9 +91,7 @@ def submit_batch(
         )
     _check_output(mv, output_spec)
     if table is not None:
-        source: StageInput | UploadInput = UploadInput(
-            columns=[ColumnSchema(name=f.name, type=str(f.type)) for f in table.schema]
-        )
+        source: StageInput | UploadInput = UploadInput(arrow_schema=encode_schema(table.schema))
     else:
         source = StageInput(location=plan.location.as_dir(), pattern=plan.pattern)
     body = JobCreate(

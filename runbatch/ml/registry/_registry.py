@@ -140,10 +140,11 @@ class Registry:
             return ModelVersion._ref(self._session, info)
         if version is not None:
             try:
-                conn.client.get_version(db, sch, name, version)
+                # Version names only: an alias (or DEFAULT/FIRST/LAST) of the same name is no clash.
+                taken = {v.name for v in conn.client.list_versions(db, sch, name)}
             except NotFoundError:
-                pass
-            else:
+                taken = set()
+            if version in taken:
                 raise InvalidArgumentError(
                     f"Model {model_name} version {version_name} already existed. To auto-generate `version_name`, "
                     "skip that argument."

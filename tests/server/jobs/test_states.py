@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.orm import Session
 
-from server.db.tables import JobRow, ShardRow
+from server.db.tables import JobRow
 from server.jobs.states import (
     JOB_TRANSITIONS,
     TERMINAL_JOB_STATUSES,
@@ -16,32 +16,11 @@ from server.jobs.states import (
     transition_phase,
     transition_shard,
 )
-from server.resources.service import create_database
+from tests.server.conftest import add_job
 
 
 def _job(session: Session) -> JobRow:
-    db, _ = create_database(session, "D", owner="t")
-    job = JobRow(
-        schema_id=db.schemas[0].id,
-        name="J",
-        status=JobStatus.PENDING,
-        phase=JobPhase.QUEUED,
-        owner="t",
-        compute_pool="P",
-        model_name="M",
-        version_name="V",
-        function_name="predict",
-        spec={},
-        output_location="@o/",
-        input_location="@i/",
-        replicas=1,
-    )
-    job.shards.append(
-        ShardRow(index=0, state=ShardState.PENDING, attempt=0, max_attempts=3, slices=[], rows_total=1)
-    )
-    session.add(job)
-    session.flush()
-    return job
+    return add_job(session)
 
 
 def test_statuses_are_snowflakes() -> None:
