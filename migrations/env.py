@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
 
 from server.db.tables import Base, UTCDateTime
 
@@ -43,7 +44,8 @@ else:
     if given is not None:
         _run(given)
     else:
-        engine = create_engine(config.get_main_option("sqlalchemy.url") or "")
+        # NullPool: the connection closes with the block instead of idling in a pool.
+        engine = create_engine(config.get_main_option("sqlalchemy.url") or "", poolclass=NullPool)
         with engine.connect() as conn:
             _run(conn)
             conn.commit()

@@ -1,4 +1,4 @@
-"""Shared fixtures: one embedded control plane and one real `runbatch server` process per test process.
+"""Shared fixtures: one embedded control plane, one real `runbatch server` and one cluster per test process.
 
 Tests isolate themselves by creating their own database (``fresh_db``) instead of restarting
 the control plane, which keeps the suite fast and lets assertions be exact.
@@ -7,18 +7,14 @@ the control plane, which keeps the suite fast and lets assertions be exact.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from runbatch.snowpark import Session
+from tests.services import Cluster, MotoServer, ServerProcess, running_cluster
 
 # Fast failure detection and retries for the control planes the tests start.
 TEST_ENV = {
@@ -54,46 +50,6 @@ def embedded_session(embedded_home: Path) -> Session:
     return Session.builder.configs({"home": str(embedded_home)}).create()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class ServerProcess:
-    def __init__(self, home: Path) -> None:
-        self.home = home
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ, RUNBATCH_HOME=str(home), RUNBATCH_LOG_LEVEL="WARNING")
-        self.log = open(home / "server.log", "w")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "runbatch.cli", "server", "--port", str(self.port)],
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"runbatch server did not start:\n{(home / 'server.log').read_text()}")
-            time.sleep(0.1)
-        self.token = (home / "token").read_text().strip()
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
-
-
 @pytest.fixture(scope="session")
 def server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     server = ServerProcess(tmp_path_factory.mktemp("server-home"))
@@ -106,11 +62,23 @@ def http_session(server_process: ServerProcess) -> Session:
     return Session.builder.configs({"url": server_process.url, "token": server_process.token}).create()
 
 
-@pytest.fixture(params=["embedded", "http"])
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory, moto_server: MotoServer) -> Iterator[Cluster]:
+    """The cluster stack (Postgres, Redis, S3, a server and two Celery workers), shared by a test process."""
+    with running_cluster(tmp_path_factory.mktemp("cluster"), moto_server) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def cluster_session(cluster: Cluster) -> Session:
+    return cluster.session()
+
+
+@pytest.fixture(params=["embedded", "http", "cluster"])
 def session(request: pytest.FixtureRequest) -> Session:
-    """The same SDK calls against the in-process control plane and against a real server over HTTP."""
-    fixture = "embedded_session" if request.param == "embedded" else "http_session"
-    return request.getfixturevalue(fixture)  # type: ignore[no-any-return]
+    """The same SDK calls against the in-process control plane, a real server over HTTP, and the
+    cluster stack (Postgres, Celery over Redis, S3 stages, standalone workers)."""
+    return request.getfixturevalue(f"{request.param}_session")  # type: ignore[no-any-return]
 
 
 @pytest.fixture
@@ -120,34 +88,6 @@ def fresh_db(session: Session) -> str:
     session.sql(f"CREATE DATABASE {name}").collect()
     session.sql("CREATE STAGE DATA").collect()
     return name
-
-
-class MotoServer:
-    """moto's S3 server on a free port: a real S3 endpoint (HTTP, signatures, multipart) in-process."""
-
-    access_key = "testing"
-    secret_key = "testing-secret"
-
-    def __init__(self) -> None:
-        from moto.server import ThreadedMotoServer
-
-        self.port = _free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self._server.start()
-
-    def make_bucket(self) -> str:
-        from minio import Minio
-
-        name = f"rb-{uuid.uuid4().hex[:12]}"
-        client = Minio(
-            f"127.0.0.1:{self.port}", access_key=self.access_key, secret_key=self.secret_key, secure=False
-        )
-        client.make_bucket(name)
-        return name
-
-    def stop(self) -> None:
-        self._server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -67,7 +67,7 @@ class DataFrame:
         regex = compile_pattern(self._plan.pattern)
         paths = []
         for row in rows:
-            relative_to_stage = row.name.split("/", 1)[1]
+            relative_to_stage = row.path
             relative = relative_to_stage[len(loc.path) + 1 :] if loc.path else relative_to_stage
             if not _is_data_file(relative):
                 continue

@@ -22,6 +22,7 @@ from runbatch.snowpark._connection import Connection, connect
 from runbatch.snowpark.dataframe import DataFrame, DataFrameReader, LocalRows, SqlStatement
 from runbatch.snowpark.row import Row
 from runbatch.snowpark.types import StructType, type_to_arrow
+from runbatch.stage.paths import compile_pattern, pattern_matches
 
 __all__ = ["FileOperation", "GetResult", "PutResult", "Session", "get_active_session"]
 
@@ -132,17 +133,15 @@ class FileOperation:
         self, stage_location: str, target_directory: str, *, parallel: int = 10, pattern: str | None = None
     ) -> list[GetResult]:
         """Download every file under ``stage_location`` into ``target_directory``."""
-        import re
-
         source = self._session._conn.stage_path(stage_location)
         client = self._session._conn.client
-        regex = re.compile(pattern) if pattern else None
+        regex = compile_pattern(pattern)
         prefix = source.path + "/" if source.path and stage_location.endswith("/") else source.path
         os.makedirs(target_directory, exist_ok=True)
         results = []
         for row in client.list_stage_files(source.database, source.schema, source.stage, path=prefix):
-            rel = row.name.split("/", 1)[1]
-            if regex is not None and not (regex.fullmatch(rel) or regex.fullmatch(row.name)):
+            rel = row.path
+            if regex is not None and not pattern_matches(regex, list_name=row.name, stage_relative=rel):
                 continue
             local_rel = (
                 rel[len(source.path) :].lstrip("/")

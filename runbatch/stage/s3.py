@@ -74,16 +74,19 @@ class S3Storage(Storage):
         secure = endpoint is None or endpoint.scheme == "https"
         host = endpoint.netloc if endpoint is not None else "s3.amazonaws.com"
         secret = config.secret_key.get_secret_value() if config.secret_key else None
+        token = config.session_token.get_secret_value() if config.session_token else None
         self._minio = Minio(
             host,
             access_key=config.access_key,
             secret_key=secret,
+            session_token=token,
             secure=secure,
             region=config.region or "us-east-1",
         )
         self._fs = pafs.S3FileSystem(
             access_key=config.access_key,
             secret_key=secret,
+            session_token=token,
             region=config.region or "us-east-1",
             endpoint_override=host if endpoint is not None else None,
             scheme="https" if secure else "http",

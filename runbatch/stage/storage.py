@@ -45,8 +45,11 @@ class StorageConfig(BaseModel):
     region: str | None = Field(default=None, description="S3 region")
     access_key: str | None = Field(default=None, description="S3 access key id")
     secret_key: SecretStr | None = Field(default=None, description="S3 secret access key")
+    session_token: SecretStr | None = Field(
+        default=None, description="S3 session token (temporary credentials)"
+    )
 
-    @field_serializer("secret_key", when_used="always")
+    @field_serializer("secret_key", "session_token", when_used="always")
     def _serialize_secret(self, value: SecretStr | None, info: SerializationInfo) -> str | None:
         if value is None:
             return None

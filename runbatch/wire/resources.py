@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 
 from runbatch.wire.workers import WorkerPublic
 
@@ -19,6 +19,7 @@ __all__ = [
     "SqlRequest",
     "SqlResult",
     "StageCreate",
+    "StageCredentials",
     "StageFilePublic",
     "StagePublic",
 ]
@@ -53,11 +54,25 @@ class SchemaPublic(BaseModel):
     created_on: datetime
 
 
+class StageCredentials(BaseModel):
+    """An external stage's S3 credentials: stored encrypted, never returned."""
+
+    aws_key_id: str
+    aws_secret_key: SecretStr
+    aws_token: SecretStr | None = None
+
+
 class StageCreate(BaseModel):
     name: str
     comment: str | None = None
     if_not_exists: bool = False
     or_replace: bool = False
+    url: str | None = Field(
+        default=None, description="External stage: s3://bucket/path (unset: internal stage)"
+    )
+    endpoint: str | None = Field(default=None, description="S3-compatible endpoint of an external stage")
+    region: str | None = None
+    credentials: StageCredentials | None = None
 
 
 class StagePublic(BaseModel):
@@ -67,15 +82,22 @@ class StagePublic(BaseModel):
     comment: str | None
     owner: str
     created_on: datetime
+    type: Literal["INTERNAL", "EXTERNAL"] = "INTERNAL"
+    url: str | None = None
+    endpoint: str | None = None
+    region: str | None = None
+    has_credentials: bool = False
 
 
 class StageFilePublic(BaseModel):
-    """One row of LIST: the name is ``<stage in lower case>/<path>``, as Snowflake prints it."""
+    """One row of LIST: the name is ``<stage in lower case>/<path>`` (an external stage's file: its
+    URL), as Snowflake prints it; ``path`` is the file's path from the stage root."""
 
     name: str
     size: int
     md5: str
     last_modified: str
+    path: str = Field(description="Path from the stage root, for the file routes (not a LIST column)")
 
 
 class ComputePoolCreate(BaseModel):

@@ -11,6 +11,7 @@ from runbatch.wire.resources import (
     SchemaCreate,
     SchemaPublic,
     StageCreate,
+    StageCredentials,
     StagePublic,
 )
 from server.control_plane import ControlPlane
@@ -41,7 +42,21 @@ def _stage(row: StageRow, database: str, schema: str) -> StagePublic:
         comment=row.comment,
         owner=row.owner,
         created_on=row.created_on,
+        type="EXTERNAL" if row.url else "INTERNAL",
+        url=row.url,
+        endpoint=row.endpoint,
+        region=row.region,
+        has_credentials=row.credentials is not None,
     )
+
+
+def _credentials(given: StageCredentials | None) -> dict[str, str] | None:
+    if given is None:
+        return None
+    credentials = {"AWS_KEY_ID": given.aws_key_id, "AWS_SECRET_KEY": given.aws_secret_key.get_secret_value()}
+    if given.aws_token is not None:
+        credentials["AWS_TOKEN"] = given.aws_token.get_secret_value()
+    return credentials
 
 
 def _pool(row: ComputePoolRow, session: Session | None = None, timeout_s: float = 0) -> ComputePoolPublic:
@@ -156,6 +171,11 @@ def create_stage(
         comment=body.comment,
         if_not_exists=body.if_not_exists,
         or_replace=body.or_replace,
+        url=body.url,
+        endpoint=body.endpoint,
+        region=body.region,
+        credentials=_credentials(body.credentials),
+        secrets=cp.secrets,
     )
     session.commit()
     if created and body.or_replace:

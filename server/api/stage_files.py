@@ -118,7 +118,8 @@ async def upload_stage_file(
         raise error
     entry = next(e for e in resolved.storage.list(resolved.key) if e.key == resolved.key)
     return StageFilePublic(
-        name=f"{stage.lower()}/{resolved.path.path}",
+        name=resolved.list_name(resolved.path.path),
+        path=resolved.path.path,
         size=entry.size,
         md5=resolved.storage.md5(entry),
         last_modified=entry.last_modified.strftime("%a, %d %b %Y %H:%M:%S GMT"),

@@ -42,8 +42,9 @@ def list_input_files(
     """Parquet files under ``prefix`` (a folder) whose key ``keep`` accepts; names starting with '_'
     or '.' are not data."""
     files = []
-    for entry in storage.list(prefix.rstrip("/") + "/"):
-        rel = entry.key[len(prefix.rstrip("/")) + 1 :]
+    folder = prefix.strip("/") + "/" if prefix.strip("/") else ""  # "": an external stage's root
+    for entry in storage.list(folder):
+        rel = entry.key[len(folder) :]
         if any(part.startswith(("_", ".")) for part in rel.split("/")) or ".__tmp_" in rel:
             continue
         if keep is not None and not keep(entry.key):

@@ -133,7 +133,11 @@ def create_stage(
                     f"Unknown CREDENTIALS key(s) {unknown}; use AWS_KEY_ID and AWS_SECRET_KEY (and AWS_TOKEN)."
                 )
             row.credentials = secrets.encrypt(
-                {"access_key": credentials.get("AWS_KEY_ID"), "secret_key": credentials.get("AWS_SECRET_KEY")}
+                {
+                    "access_key": credentials.get("AWS_KEY_ID"),
+                    "secret_key": credentials.get("AWS_SECRET_KEY"),
+                    "session_token": credentials.get("AWS_TOKEN"),
+                }
             )
     session.add(row)
     session.flush()
@@ -166,6 +170,7 @@ def stage_storage(row: StageRow, default: Storage, secrets: SecretBox) -> tuple[
         region=row.region,
         access_key=creds.get("access_key"),
         secret_key=creds.get("secret_key"),
+        session_token=creds.get("session_token"),
     )
     return open_storage(config), ""
 
@@ -217,6 +222,7 @@ def _is_internal(rel: str) -> bool:
 def _file_row(stage: ResolvedStage, entry: FileEntry, rel: str, with_md5: bool) -> StageFilePublic:
     return StageFilePublic(
         name=stage.list_name(rel),
+        path=rel,
         size=entry.size,
         md5=stage.storage.md5(entry) if with_md5 else "",
         last_modified=format_datetime(entry.last_modified, usegmt=True),

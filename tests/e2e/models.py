@@ -26,6 +26,15 @@ class Tripler(custom_model.CustomModel):
         return pd.DataFrame({"Y": X["X"] * 3.0})
 
 
+class SlowDoubler(custom_model.CustomModel):
+    """Y = 2X, a third of a second per batch: slow enough to break things while it runs."""
+
+    @custom_model.inference_api
+    def predict(self, X: pd.DataFrame) -> pd.DataFrame:
+        time.sleep(0.3)
+        return pd.DataFrame({"Y": X["X"] * 2.0})
+
+
 class Sleeper(custom_model.CustomModel):
     """Slow on purpose, so a job can be cancelled while it runs."""
 

@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import ServerProcess
+from tests.services import ServerProcess
 
 
 def _routes(server: ServerProcess) -> list[tuple[str, str]]:

@@ -15,8 +15,8 @@ from sqlalchemy import create_engine, text
 from runbatch.ml.model.batch import OutputSpec
 from runbatch.ml.registry import Registry
 from runbatch.snowpark import Session
-from tests.conftest import ServerProcess
 from tests.e2e.models import Doubler
+from tests.services import ServerProcess
 
 
 @pytest.fixture(scope="module")

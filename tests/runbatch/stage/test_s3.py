@@ -10,7 +10,7 @@ import pytest
 
 from runbatch.errors import NotFoundError
 from runbatch.stage.storage import Storage, StorageConfig, open_storage
-from tests.conftest import MotoServer
+from tests.services import MotoServer
 
 
 @pytest.fixture
