@@ -28,6 +28,7 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,12 +58,23 @@ def make_data(folder: Path, rows: int, files: int, features: int, seed: int) -> 
         pq.write_table(pa.table(columns), folder / f"part-{i:03d}.parquet")
 
 
-def bare_loop(model: Any, inputs: list[Path], out_dir: Path, float_dictionary: bool = False) -> None:
-    """The baseline: no pipelining, no control plane. ``float_dictionary`` is pyarrow's default."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+def bare_loop(
+    model: Any,
+    inputs: list[Path] | list[str],
+    out_dir: Path | str,
+    float_dictionary: bool = False,
+    filesystem: Any = None,
+    pre_buffer: bool = False,
+) -> None:
+    """The baseline: no pipelining, no control plane. ``float_dictionary`` is pyarrow's default;
+    ``filesystem`` a pyarrow filesystem (S3) the paths are on, None for local paths;
+    ``pre_buffer`` coalesces each row group's reads (ParquetFile's default is off)."""
+    if filesystem is None:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
     for path in inputs:
         writer = None
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS):
+        source = filesystem.open_input_file(str(path)) if filesystem is not None else path
+        for batch in pq.ParquetFile(source, pre_buffer=pre_buffer).iter_batches(batch_size=BATCH_ROWS):
             proba = model.predict_proba(batch.to_pandas())
             table = pa.RecordBatch.from_arrays(
                 [*batch.columns, pa.array(proba[:, 0]), pa.array(proba[:, 1])],
@@ -71,14 +83,17 @@ def bare_loop(model: Any, inputs: list[Path], out_dir: Path, float_dictionary: b
             if writer is None:
                 plain = [f.name for f in table.schema if not pa.types.is_floating(f.type)] or False
                 writer = pq.ParquetWriter(
-                    out_dir / path.name,
+                    f"{out_dir}/{str(path).rsplit('/', 1)[-1]}",
                     table.schema,
+                    filesystem=filesystem,
                     compression="snappy",
                     use_dictionary=True if float_dictionary else plain,
                 )
             writer.write_batch(table)
         assert writer is not None
         writer.close()
+        if filesystem is not None:
+            source.close()
 
 
 def time_bare(
@@ -142,13 +157,15 @@ def _median(results: list[dict[str, Any]]) -> dict[str, Any]:
     return sorted(results, key=lambda r: r["rows_per_s"])[len(results) // 2]
 
 
-def bench_model(
-    name: str, mv: Any, model: Any, session: Session, inputs: list[Path], home: Path, rows: int
+def compare(
+    name: str, mv: Any, session: Session, baselines: dict[str, Callable[[], dict[str, Any]]], rows: int
 ) -> dict[str, Any]:
-    runs: dict[str, list[dict[str, Any]]] = {"bare": [], "bare_2_processes": [], "r1": [], "r2": []}
+    """Each baseline (the first is the reference, ``bare``) and runbatch with 1 and 2 replicas,
+    interleaved over ``REPEATS`` repetitions; medians and ratios to the reference."""
+    runs: dict[str, list[dict[str, Any]]] = {key: [] for key in [*baselines, "r1", "r2"]}
     for rep in range(REPEATS):
-        runs["bare"].append(time_bare(model, inputs, home / "bare-out", 1, rows))
-        runs["bare_2_processes"].append(time_bare(model, inputs, home / "bare-out", 2, rows))
+        for key, timed in baselines.items():
+            runs[key].append(timed())
         for label, replicas in (("r1", 1), ("r2", 2)):
             location = f"@DATA/{name}-{label}-{rep}/"
             runs[label].append(run_job(mv, session, "@DATA/big/", location, replicas, rows))
@@ -164,6 +181,55 @@ def bench_model(
         "medians": medians,
         "ratios": {k: round(v["rows_per_s"] / bare, 3) for k, v in medians.items()},
     }
+
+
+def bench_model(
+    name: str, mv: Any, model: Any, session: Session, inputs: list[Path], home: Path, rows: int
+) -> dict[str, Any]:
+    out = home / "bare-out"
+    return compare(
+        name,
+        mv,
+        session,
+        {
+            "bare": lambda: time_bare(model, inputs, out, 1, rows),
+            "bare_2_processes": lambda: time_bare(model, inputs, out, 2, rows),
+        },
+        rows,
+    )
+
+
+def train_models(features: int) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The two benchmark models, trained on synthetic data: (training frame, models by name)."""
+    rng = np.random.default_rng(0)
+    names = [f"F{j}" for j in range(features)]
+    train = pd.DataFrame(rng.normal(size=(20_000, features)), columns=names)
+    labels = (train.F0 + train.F1 * train.F2 > 0).astype(int)
+    return train, {
+        "logistic_regression": LogisticRegression(max_iter=500).fit(train, labels),
+        "mlp": MLPClassifier(hidden_layer_sizes=(128, 128), max_iter=20, random_state=0).fit(train, labels),
+    }
+
+
+def machine() -> dict[str, Any]:
+    return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+
+
+def print_table(results: dict[str, Any], labels: dict[str, str], baseline: str) -> None:
+    """The medians as a Markdown table; runbatch rows (keys r1, r2) add start latency and memory."""
+    print(
+        f"\n| model | run | rows/s (median of 3) | vs {baseline} | submit->RUNNING s | runtime peak RSS MiB |"
+    )
+    print("|---|---|---:|---:|---:|---:|")
+    for name, res in results.items():
+        for key, label in labels.items():
+            m = res["medians"][key]
+            extra = (
+                f"{m['submit_to_running_s']} | {m['runtime_peak_rss_mib']:.0f}"
+                if key.startswith("r")
+                else "- | -"
+            )
+            print(f"| {name} | {label} | {m['rows_per_s']:,} | {res['ratios'][key]:.2f} | {extra} |")
 
 
 def main() -> None:
@@ -186,16 +252,7 @@ def main() -> None:
         print(f"generated {args.rows:,} + {args.small_rows:,} rows in {time.perf_counter() - t:.1f}s")
         inputs = sorted((stage_dir / "big").glob("*.parquet"))
 
-        rng = np.random.default_rng(0)
-        names = [f"F{j}" for j in range(args.features)]
-        train = pd.DataFrame(rng.normal(size=(20_000, args.features)), columns=names)
-        labels = (train.F0 + train.F1 * train.F2 > 0).astype(int)
-        models = {
-            "logistic_regression": LogisticRegression(max_iter=500).fit(train, labels),
-            "mlp": MLPClassifier(hidden_layer_sizes=(128, 128), max_iter=20, random_state=0).fit(
-                train, labels
-            ),
-        }
+        train, models = train_models(args.features)
         results: dict[str, Any] = {}
         naive = time_bare(
             models["logistic_regression"], inputs, home / "naive-out", 1, args.rows, float_dictionary=True
@@ -209,36 +266,23 @@ def main() -> None:
         out = Path(__file__).parent / "results" / "tabular.json"
         out.parent.mkdir(exist_ok=True)
         result = {
-            "machine": {
-                "cpus": os.cpu_count(),
-                "python": platform.python_version(),
-                "platform": platform.platform(),
-            },
+            "machine": machine(),
             "input": {"rows": args.rows, "files": args.files, "features": args.features, "dtype": "float64"},
             "bare_loop_pyarrow_default_writer": naive,
             "models": results,
             "runbatch_replicas_1_small": small,
         }
         out.write_text(json.dumps(result, indent=2) + "\n")
-        print(
-            "\n| model | run | rows/s (median of 3) | vs bare loop | submit->RUNNING s | runtime peak RSS MiB |"
+        print_table(
+            results,
+            {
+                "bare": "bare loop",
+                "bare_2_processes": "bare loop, 2 processes",
+                "r1": "runbatch replicas=1",
+                "r2": "runbatch replicas=2",
+            },
+            "bare loop",
         )
-        print("|---|---|---:|---:|---:|---:|")
-        labels_ = {
-            "bare": "bare loop",
-            "bare_2_processes": "bare loop, 2 processes",
-            "r1": "runbatch replicas=1",
-            "r2": "runbatch replicas=2",
-        }
-        for name, res in results.items():
-            for key, label in labels_.items():
-                m = res["medians"][key]
-                extra = (
-                    f"{m['submit_to_running_s']} | {m['runtime_peak_rss_mib']:.0f}"
-                    if key.startswith("r")
-                    else "- | -"
-                )
-                print(f"| {name} | {label} | {m['rows_per_s']:,} | {res['ratios'][key]:.2f} | {extra} |")
         bare_lr = results["logistic_regression"]["medians"]["bare"]["rows_per_s"]
         print(
             f"| logistic_regression | bare loop, pyarrow's default writer | {naive['rows_per_s']:,} | "

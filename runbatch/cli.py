@@ -21,9 +21,27 @@ def version() -> None:
     typer.echo(__version__)
 
 
+def _not_installed(name: str, missing: str | None) -> None:
+    """Stands in for a command whose package's dependencies are not installed (a worker-only image)."""
+
+    @app.command(name=name, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+    def unavailable() -> None:
+        typer.echo(
+            f"`runbatch {name}` is not installed here (missing module {missing}); "
+            f"install it with: pip install 'runbatch[{name}]'",
+            err=True,
+        )
+        raise typer.Exit(2)
+
+
 def main() -> None:
     for ep in entry_points(group="runbatch.cli"):
-        ep.load()(app)
+        try:
+            register = ep.load()
+        except ModuleNotFoundError as exc:
+            _not_installed(ep.name, exc.name)
+            continue
+        register(app)
     app()
 
 

@@ -18,7 +18,7 @@ import uvicorn
 
 from migrations import is_at_head, upgrade_to_head
 from server.app import build_control_plane, create_app
-from server.auth.tokens import ensure_admin_token_file
+from server.auth.tokens import ensure_admin_token_file, ensure_configured_admin_token
 from server.control_plane import ControlPlane, Dispatcher
 from server.dispatch import CeleryDispatcher
 from server.settings import ServerSettings
@@ -64,6 +64,8 @@ class ControlPlaneProcess:
                 "RUNBATCH_DATABASE_URL first."
             )
         with self.cp.sessionmaker() as session:
+            if settings.admin_token is not None:
+                ensure_configured_admin_token(session, settings.admin_token.get_secret_value())
             self.token = ensure_admin_token_file(session, settings.home)
             session.commit()
         self.app = create_app(self.cp)

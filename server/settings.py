@@ -63,6 +63,11 @@ class ServerSettings(BaseSettings):
         description="Celery broker (redis://...). Set: shards go to workers on any host through per-pool queues; "
         "unset: the server runs shards itself with in-process workers.",
     )
+    admin_token: SecretStr | None = Field(
+        default=None,
+        description="An admin token to accept, fixed up front (at least 32 characters) so that workers and "
+        "tools can be configured before the server first starts; default: one is minted into $RUNBATCH_HOME/token.",
+    )
     secret_key: SecretStr | None = Field(
         default=None,
         description="Key that encrypts external stage credentials at rest; default a random key kept in "

@@ -28,6 +28,7 @@ from runbatch.snowpark import Session
 
 __all__ = [
     "Cluster",
+    "MotoProcess",
     "MotoServer",
     "PostgresDatabase",
     "RedisServer",
@@ -79,7 +80,11 @@ class ServerProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        _wait(self._healthy, "runbatch server start", log=self.log_path)
+        try:
+            _wait(self._healthy, "runbatch server start", log=self.log_path)
+        except BaseException:
+            self.stop()
+            raise
 
     def _healthy(self) -> bool:
         assert self.proc is not None
@@ -140,7 +145,11 @@ class WorkerProcess:
             start_new_session=True,  # its own process group: kill -9 hits the worker alone
         )
         self.name = f"{socket.gethostname()}:{self.proc.pid}"
-        _wait(self._registered, f"registration of worker {self.name}", log=self.log_path)
+        try:
+            _wait(self._registered, f"registration of worker {self.name}", log=self.log_path)
+        except BaseException:
+            self.stop()
+            raise
 
     def _registered(self) -> bool:
         if self.proc.poll() is not None:
@@ -322,6 +331,29 @@ class MotoServer:
         self._server.stop()
 
 
+class MotoProcess(MotoServer):
+    """moto's S3 server in a process of its own, so it does not share a GIL with the caller (benchmarks)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+        def up() -> bool:
+            with contextlib.suppress(httpx.HTTPError):
+                return httpx.get(self.endpoint, timeout=1).status_code < 500
+            return False
+
+        _wait(up, "moto server start", timeout=30)
+
+    def stop(self) -> None:
+        _terminate(self._proc)
+
+
 # Worker settings for tests: quick heartbeats, one warm runtime per worker (2 cores in CI).
 WORKER_ENV = {
     "RUNBATCH_SLOTS": "2",
@@ -335,8 +367,15 @@ class Cluster:
     `runbatch server` with a broker, and ``workers`` `runbatch worker` processes."""
 
     def __init__(
-        self, folder: Path, moto: MotoServer, *, workers: int = 2, postgres_via_proxy: bool = False
+        self,
+        folder: Path,
+        moto: MotoServer,
+        *,
+        workers: int = 2,
+        postgres_via_proxy: bool = False,
+        worker_env: dict[str, str] | None = None,
     ) -> None:
+        self.worker_env = {**WORKER_ENV, **(worker_env or {})}
         self.folder = folder
         self.db = PostgresDatabase()
         self.proxy: TcpProxy | None = None
@@ -385,7 +424,7 @@ class Cluster:
     def add_worker(self, pools: str = "SYSTEM_COMPUTE_POOL_CPU") -> WorkerProcess:
         assert self.server is not None and self.redis is not None
         home = self.folder / f"worker-{uuid.uuid4().hex[:6]}"
-        return WorkerProcess(self.server, self.redis.url, home, pools, WORKER_ENV)
+        return WorkerProcess(self.server, self.redis.url, home, pools, self.worker_env)
 
     def session(self) -> Session:
         assert self.server is not None

@@ -40,10 +40,11 @@ def register(app: typer.Typer) -> None:
         warm = settings.slots if settings.warm_runtimes is None else settings.warm_runtimes
         executor = ProcessExecutor(settings.python, warm=warm, preload=settings.preload)
         capacity = host_capacity(settings, served)
-        registration = Registration(client, capacity, settings.worker_heartbeat_interval_s)
-        cache = (
-            settings.cache_dir or Path(os.environ.get("RUNBATCH_HOME") or Path.home() / ".runbatch") / "cache"
+        home = Path(os.environ.get("RUNBATCH_HOME") or Path.home() / ".runbatch")
+        registration = Registration(
+            client, capacity, settings.worker_heartbeat_interval_s, alive_file=home / "worker.alive"
         )
+        cache = settings.cache_dir or home / "cache"
         runner = ShardRunner(client, executor, settings, capacity.name, {"RUNBATCH_CACHE_DIR": str(cache)})
         celery = create_worker_app(settings, runner)
         registration.start()

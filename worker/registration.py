@@ -9,6 +9,7 @@ import socket
 import subprocess
 import threading
 import uuid
+from pathlib import Path
 
 from runbatch.client import ControlPlaneClient
 from runbatch.errors import NotFoundError, RunbatchError
@@ -60,23 +61,38 @@ def host_capacity(settings: WorkerSettings, pools: list[str]) -> WorkerRegister:
 class Registration:
     """Registers on start, heartbeats on a thread, signs off on stop; re-registers if forgotten."""
 
-    def __init__(self, client: ControlPlaneClient, body: WorkerRegister, interval_s: float) -> None:
+    def __init__(
+        self,
+        client: ControlPlaneClient,
+        body: WorkerRegister,
+        interval_s: float,
+        alive_file: Path | None = None,
+    ) -> None:
         self.client = client
         self.body = body
         self.interval_s = interval_s
+        # Touched after every accepted heartbeat: a container healthcheck reads its age.
+        self.alive_file = alive_file
         self.worker_id: uuid.UUID | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="worker-heartbeat", daemon=True)
 
     def start(self) -> None:
         self.worker_id = self.client.register_worker(self.body).id
+        self._alive()
         self._thread.start()
+
+    def _alive(self) -> None:
+        if self.alive_file is not None:
+            self.alive_file.parent.mkdir(parents=True, exist_ok=True)
+            self.alive_file.touch()
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
             try:
                 assert self.worker_id is not None
                 self.client.worker_heartbeat(self.worker_id)
+                self._alive()
             except NotFoundError:
                 self.worker_id = self.client.register_worker(self.body).id
             except RunbatchError as exc:

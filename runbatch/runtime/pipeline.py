@@ -77,9 +77,7 @@ def read_slices(storage: Storage, slices: list[InputSlice], batch_rows: int) -> 
     for s in slices:
         start, end = s.offset, s.offset + s.rows
         with storage.open_input_file(s.key) as f:
-            # Buffered column reads instead of pre-buffering whole row groups: about half the
-            # memory for files with large row groups, at the same speed.
-            pf = pq.ParquetFile(f, pre_buffer=False, buffer_size=1 << 20)
+            pf = pq.ParquetFile(f, **storage.parquet_read_options)
             groups, first_row, pos = [], None, 0
             for i in range(pf.num_row_groups):
                 n = pf.metadata.row_group(i).num_rows

@@ -22,6 +22,7 @@ __all__ = [
     "authenticate",
     "create_token",
     "ensure_admin_token_file",
+    "ensure_configured_admin_token",
     "hash_secret",
     "new_shard_secret",
 ]
@@ -52,6 +53,19 @@ def create_token(session: Session, *, name: str, role: str) -> str:
     session.add(ApiTokenRow(name=name, role=role, token_hash=hash_secret(secret)))
     session.flush()
     return secret
+
+
+def ensure_configured_admin_token(session: Session, secret: str) -> None:
+    """Accept ``secret`` (RUNBATCH_ADMIN_TOKEN) as an admin token; idempotent across restarts."""
+    if len(secret) < 32 or secret.startswith(_SHARD_PREFIX):
+        raise ValueError(
+            "RUNBATCH_ADMIN_TOKEN must be at least 32 characters and must not start with 'rbs_'; generate one "
+            "with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    digest = hash_secret(secret)
+    if session.scalars(select(ApiTokenRow.id).where(ApiTokenRow.token_hash == digest)).first() is None:
+        session.add(ApiTokenRow(name="admin (RUNBATCH_ADMIN_TOKEN)", role=ROLE_ADMIN, token_hash=digest))
+        session.flush()
 
 
 def authenticate(session: Session, secret: str) -> Principal:

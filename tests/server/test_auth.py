@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,17 +17,26 @@ from runbatch.snowpark import Session
 from tests.e2e.models import Doubler
 from tests.services import ServerProcess
 
+CONFIGURED_TOKEN = "configured-admin-token-0123456789abcdef"
+
 
 @pytest.fixture(scope="module")
 def idle_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A server whose worker has no slots: shards stay PENDING for the test to claim."""
-    os.environ["RUNBATCH_SLOTS"] = "0"
-    try:
-        server = ServerProcess(tmp_path_factory.mktemp("idle-server"))
-    finally:
-        del os.environ["RUNBATCH_SLOTS"]
+    """A server whose worker has no slots (shards stay PENDING for the test to claim), with a
+    configured admin token besides its minted one."""
+    server = ServerProcess(
+        tmp_path_factory.mktemp("idle-server"),
+        {"RUNBATCH_SLOTS": "0", "RUNBATCH_ADMIN_TOKEN": CONFIGURED_TOKEN},
+    )
     yield server
     server.stop()
+
+
+def test_a_configured_admin_token_is_accepted_and_checked(idle_server: ServerProcess, tmp_path: Path) -> None:
+    url = f"{idle_server.url}/api/v1/databases"
+    assert httpx.get(url, headers={"Authorization": f"Bearer {CONFIGURED_TOKEN}"}).status_code == 200
+    with pytest.raises(RuntimeError, match="RUNBATCH_ADMIN_TOKEN must be at least 32 characters"):
+        ServerProcess(tmp_path, {"RUNBATCH_ADMIN_TOKEN": "short"})
 
 
 def test_admin_token_file_is_private_and_only_hashed_at_rest(idle_server: ServerProcess) -> None:
@@ -40,8 +48,10 @@ def test_admin_token_file_is_private_and_only_hashed_at_rest(idle_server: Server
     with engine.connect() as conn:
         stored = conn.execute(text("SELECT token_hash FROM api_tokens")).scalars().all()
     engine.dispose()
-    assert secret not in stored and len(stored) == 1 and len(stored[0]) == 64
-    assert secret.encode() not in Path(idle_server.home / "runbatch.db").read_bytes()
+    assert len(stored) == 2 and all(len(digest) == 64 for digest in stored)  # minted and configured
+    database = Path(idle_server.home / "runbatch.db").read_bytes()
+    for plain in (secret, CONFIGURED_TOKEN):
+        assert plain not in stored and plain.encode() not in database
 
 
 def test_a_shard_token_reaches_only_its_shard(idle_server: ServerProcess) -> None:
