@@ -2,7 +2,8 @@
 # Images of the control plane and of workers, built from this repository (compose.yaml builds both):
 #   docker build --target server -t runbatch-server .
 #   docker build --target worker -t runbatch-worker .
-# Where no registry is reachable, pass a local base image: --build-arg PYTHON_IMAGE=<image with python3.11>.
+# Where no registry is reachable, pass a local base image with python3.11 and its venv module:
+#   --build-arg PYTHON_IMAGE=<image>  (e.g. debootstrap bookworm --include=python3,python3-venv + docker import)
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -11,8 +12,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    RUNBATCH_HOME=/var/lib/runbatch
-RUN useradd --create-home --uid 10001 runbatch \
+    RUNBATCH_HOME=/var/lib/runbatch \
+    PATH=/opt/venv/bin:$PATH
+# A virtual environment: the same steps on python:3.11-slim and on a Debian base with python3-venv.
+RUN python3 -m venv /opt/venv \
+    && useradd --create-home --uid 10001 runbatch \
     && mkdir -p /var/lib/runbatch \
     && chown runbatch:runbatch /var/lib/runbatch
 WORKDIR /opt/runbatch

@@ -144,9 +144,9 @@ class WorkerProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: kill -9 hits the worker alone
         )
-        self.name = f"{socket.gethostname()}:{self.proc.pid}"
+        self.name = f"{socket.gethostname()}:{self.proc.pid}:"  # completed once registered
         try:
-            _wait(self._registered, f"registration of worker {self.name}", log=self.log_path)
+            _wait(self._registered, f"registration of worker {self.name}*", log=self.log_path)
         except BaseException:
             self.stop()
             raise
@@ -155,7 +155,10 @@ class WorkerProcess:
         if self.proc.poll() is not None:
             raise RuntimeError(f"runbatch worker exited:\n{self.log_path.read_text()[-4000:]}")
         workers = httpx.get(f"{self.server.url}/api/v1/workers", headers=self.server.auth, timeout=5).json()
-        return any(w["name"] == self.name for w in workers)
+        names = [w["name"] for w in workers if w["name"].startswith(self.name)]
+        if names:
+            self.name = names[0]
+        return bool(names)
 
     def kill(self) -> None:
         """kill -9: no sign-off, no cleanup (its runtimes die with it)."""

@@ -47,7 +47,8 @@ def _gpus() -> int:
 def host_capacity(settings: WorkerSettings, pools: list[str]) -> WorkerRegister:
     host = socket.gethostname()
     return WorkerRegister(
-        name=f"{host}:{os.getpid()}",
+        # The pid alone is not unique: in containers every worker is pid 1 on the host's network.
+        name=f"{host}:{os.getpid()}:{uuid.uuid4().hex[:6]}",
         host=host,
         pools=pools,
         executor=settings.executor,
