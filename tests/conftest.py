@@ -90,6 +90,16 @@ def fresh_db(session: Session) -> str:
     return name
 
 
+@pytest.fixture
+def embedded_db(embedded_session: Session) -> str:
+    """``fresh_db`` on the embedded control plane only: for tests of model types, whose path
+    through the control plane is the same as every other model's."""
+    name = f"T_{uuid.uuid4().hex[:10].upper()}"
+    embedded_session.sql(f"CREATE DATABASE {name}").collect()
+    embedded_session.sql("CREATE STAGE DATA").collect()
+    return name
+
+
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[MotoServer]:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", MotoServer.access_key)

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from packaging.requirements import Requirement
+from packaging.version import Version
 
 from runbatch.identifiers import resolve_identifier
 from runbatch.ml.model._signatures.core import FeatureGroupSpec, FeatureSpec, ModelSignature, ParamSpec
@@ -25,7 +27,7 @@ from runbatch.packager.handlers import find_handler, handler_for_type
 from runbatch.packager.handlers.base import SaveRequest, as_frame
 from runbatch.packager.meta import ModelMeta
 
-__all__ = ["load_model", "save_model"]
+__all__ = ["load_model", "relax_requirement", "save_model"]
 
 _METHOD_OPTION_KEYS = frozenset({"case_sensitive", "function_type", "max_batch_size", "volatility"})
 
@@ -100,11 +102,34 @@ def save_model(
             raise ValueError("(2112) Partitioned inference api functions must have type TABLE_FUNCTION.")
     meta.pip_requirements = sorted(set(meta.pip_requirements) | set(pip_requirements or []))
     meta.conda_dependencies = sorted(conda_dependencies or [])
+    if options.get("relax_version"):
+        meta.pip_requirements = sorted(relax_requirement(r) for r in meta.pip_requirements)
+        meta.conda_dependencies = sorted(relax_requirement(r) for r in meta.conda_dependencies)
     _copy_code_paths(model_dir, code_paths or [])
     _write_env(model_dir, meta)
     meta.write(model_dir)
     (target_dir / "MANIFEST.yml").write_text(yaml.safe_dump(_manifest(meta), sort_keys=False))
     return meta
+
+
+def relax_requirement(text: str) -> str:
+    """``pkg==x.y.z`` as ``pkg<x+1,>=x.y`` (Snowflake's relax_version); other specifiers stay.
+
+    Requirements run in the image's own environment here (as in SPCS), so pins are exact
+    unless ``relax_version=True`` asks for this.
+    """
+    channel, sep, rest = text.rpartition("::")
+    req = Requirement(rest)
+    specs = []
+    for spec in req.specifier:
+        if spec.operator == "==" and "*" not in spec.version:
+            version = Version(spec.version)
+            specs += [f"<{version.major + 1}", f">={version.major}.{version.minor}"]
+        else:
+            specs.append(str(spec))
+    extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
+    marker = f"; {req.marker}" if req.marker else ""
+    return f"{channel}{sep}{req.name}{extras}{','.join(sorted(specs))}{marker}"
 
 
 def _copy_code_paths(model_dir: Path, code_paths: Sequence[str]) -> None:

@@ -101,6 +101,8 @@ def run(settings: RuntimeSettings) -> int:
         default_database=work.default_database,
         default_schema=work.default_schema,
         num_workers=work.num_workers or 1,
+        partition_column=work.partition_column,
+        partition_shards=work.replicas,
     )
     pipeline = ShardPipeline(cfg)
     pipeline.start_reading()  # decode the first batches while the model's framework loads
@@ -127,11 +129,12 @@ def run(settings: RuntimeSettings) -> int:
         reporter.close()
         return _report_failure(client, work, "Inference failed", exc)
     reporter.close()
-    rows = sum(f.rows for f in files)
+    rows = pipeline.rows_in
     elapsed = time.monotonic() - started
     log.info(
-        "Wrote %d rows in %d file(s) in %.2fs (%.0f rows/s).",
+        "Processed %d rows and wrote %d in %d file(s) in %.2fs (%.0f rows/s).",
         rows,
+        sum(f.rows for f in files),
         len(files),
         elapsed,
         rows / max(elapsed, 1e-9),

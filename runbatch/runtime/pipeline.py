@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import base64
 import logging
+import math
 import mimetypes
 import queue
+import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -57,6 +61,11 @@ class PipelineConfig:
     rows_per_file: int = 1_000_000
     bytes_per_file: int = 256 << 20
     queue_depth: int = 3
+    partition_column: str | None = None
+    # Shards of a partitioned job each read the whole input and keep the partitions whose
+    # hash falls to them, so one partition is never split between shards.
+    partition_shards: int = 1
+    spill_dir: str | None = None
     stop: threading.Event = field(default_factory=threading.Event)
 
 
@@ -197,6 +206,11 @@ class _Inference:
 
     def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         outputs = self.fn.call_prepared(self._model_input(batch), self.cfg.params)
+        if len(outputs) != batch.num_rows:
+            raise ValueError(
+                f"Function {self.fn.method} returned {len(outputs)} rows for {batch.num_rows} input rows. Only "
+                "partitioned functions (@partitioned_api) may return a different number of rows than they are given."
+            )
         if self._passthrough is None:
             # A model output named like an input column replaces it, as in Snowflake's DataFrame output.
             self._passthrough = [n for n in batch.schema.names if n.upper() not in self._overwritten]
@@ -207,9 +221,83 @@ class _Inference:
             arrays.append(array)
         return pa.RecordBatch.from_arrays(arrays, names=names)
 
+    def partition(self, batch: pa.RecordBatch, key: pa.Scalar | None) -> pa.RecordBatch:
+        """A whole partition through a partitioned function: the partition column, then the outputs."""
+        outputs = self.fn.call_prepared(self._model_input(batch), self.cfg.params)
+        names, arrays = [], []
+        if key is not None:
+            assert self.cfg.partition_column is not None
+            names.append(self.cfg.partition_column)
+            arrays.append(pa.repeat(key, len(outputs)))
+        for name, array in self.fn.output_arrays(outputs):
+            names.append(name)
+            arrays.append(array)
+        return pa.RecordBatch.from_arrays(arrays, names=names)
+
     def close(self) -> None:
         if self._files_pool is not None:
             self._files_pool.shutdown(wait=False, cancel_futures=True)
+
+
+_SPILL_BUCKET_BYTES = 128 << 20
+_MAX_SPILL_BUCKETS = 256
+
+
+class _Spill:
+    """This shard's rows of a partitioned job, routed by partition hash into local Parquet buckets.
+
+    Every row of one partition lands in one bucket, so a bucket at a time is all that must be
+    in memory (a single partition larger than that is held whole: the function needs it whole).
+    """
+
+    def __init__(self, folder: Path, cfg: PipelineConfig, buckets: int) -> None:
+        self.folder = folder
+        self.cfg = cfg
+        self.buckets = buckets
+        self._writers: dict[int, pq.ParquetWriter] = {}
+
+    def add(self, batch: pa.RecordBatch) -> int:
+        """Keep the rows of ``batch`` that belong to this shard; returns how many were kept."""
+        column = self.cfg.partition_column
+        if column is None:
+            self._write(0, batch)
+            return int(batch.num_rows)
+        hashes = pd.util.hash_pandas_object(batch.column(column).to_pandas(), index=False).to_numpy()
+        shards = self.cfg.partition_shards
+        mine = hashes % shards == self.cfg.shard_index
+        bucket = (hashes // shards) % self.buckets
+        kept = 0
+        for b in np.unique(bucket[mine]):
+            rows = batch.filter(pa.array(mine & (bucket == b)))
+            self._write(int(b), rows)
+            kept += int(rows.num_rows)
+        return kept
+
+    def _write(self, bucket: int, batch: pa.RecordBatch) -> None:
+        writer = self._writers.get(bucket)
+        if writer is None:
+            writer = pq.ParquetWriter(self.folder / f"{bucket:05d}.parquet", batch.schema, compression="none")
+            self._writers[bucket] = writer
+        writer.write_batch(batch)
+
+    def partitions(self) -> Iterator[tuple[pa.Scalar | None, pa.Table]]:
+        """Each partition whole, bucket by bucket."""
+        for writer in self._writers.values():
+            writer.close()
+        for bucket in sorted(self._writers):
+            table = pq.read_table(self.folder / f"{bucket:05d}.parquet")
+            column = self.cfg.partition_column
+            if column is None:
+                yield None, table
+                continue
+            codes, _ = pd.factorize(table.column(column).to_pandas(), use_na_sentinel=False)
+            order = np.argsort(codes, kind="stable")
+            table = table.take(pa.array(order))
+            sorted_codes = codes[order]
+            starts = [0, *(np.flatnonzero(np.diff(sorted_codes)) + 1).tolist(), len(sorted_codes)]
+            for lo, hi in zip(starts[:-1], starts[1:], strict=True):
+                part = table.slice(lo, hi - lo)
+                yield part.column(column)[0], part
 
 
 def _producer(
@@ -259,6 +347,8 @@ class ShardPipeline:
         self._errors: list[BaseException] = []
         self._inbox: queue.Queue[Any] = queue.Queue(maxsize=cfg.queue_depth)
         self._reader: threading.Thread | None = None
+        self.rows_in = 0
+        """Input rows processed: the shard's progress, whatever number of rows the function returns."""
 
     def start_reading(self) -> None:
         if self._reader is not None:
@@ -279,35 +369,26 @@ class ShardPipeline:
             self._reader.join(timeout=5)
 
     def run(self, fn: ModelFunction, on_rows: Callable[[int], None]) -> list[OutputFile]:
-        """Process every slice; ``on_rows`` is called with the rows written so far after each batch."""
-        cfg, stop, errors, inbox = self.cfg, self.cfg.stop, self._errors, self._inbox
+        """Process every slice; ``on_rows`` is called with the input rows processed after each batch."""
+        cfg, stop, errors = self.cfg, self.cfg.stop, self._errors
         outbox: queue.Queue[Any] = queue.Queue(maxsize=cfg.queue_depth)
         writer = _Writer(cfg.output_storage, cfg)
-        written = 0
 
         def write() -> None:
-            nonlocal written
-            while (batch := _get(outbox, stop)) is not _DONE:
+            while (item := _get(outbox, stop)) is not _DONE:
+                batch, consumed = item
                 writer.write(batch)
-                written += batch.num_rows
-                on_rows(written)
+                self.rows_in += consumed
+                on_rows(self.rows_in)
 
         inference = _Inference(fn, cfg)
         self.start_reading()
         writer_thread = _producer(write, errors, stop)
-        pool = ThreadPoolExecutor(max_workers=cfg.num_workers) if cfg.num_workers > 1 else None
-        pending: deque[Future[pa.RecordBatch]] = deque()
+        feed = (
+            self._run_partitioned if cfg.partition_column is not None or fn.partitioned else self._run_batches
+        )
         try:
-            while (batch := _get(inbox, stop)) is not _DONE:
-                if pool is None:
-                    _put(outbox, inference(batch), stop)
-                    continue
-                # Several model calls in flight; results leave in input order.
-                pending.append(pool.submit(inference, batch))
-                while len(pending) >= cfg.num_workers:
-                    _put(outbox, pending.popleft().result(), stop)
-            while pending:
-                _put(outbox, pending.popleft().result(), stop)
+            feed(fn, inference, outbox)
             _put(outbox, _DONE, stop)
             writer_thread.join()
         except Stopped:
@@ -318,14 +399,65 @@ class ShardPipeline:
             stop.set()
             raise
         finally:
-            if pool is not None:
-                pool.shutdown(wait=False, cancel_futures=True)
             inference.close()
             assert self._reader is not None
             self._reader.join(timeout=5)
         if errors:
             raise errors[0]
         return writer.close()
+
+    def _run_batches(self, fn: ModelFunction, inference: _Inference, outbox: queue.Queue[Any]) -> None:
+        """Each input batch through the function, ``num_workers`` calls in flight, in input order."""
+        cfg, stop = self.cfg, self.cfg.stop
+
+        def infer(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, int]:
+            return inference(batch), batch.num_rows
+
+        if cfg.num_workers <= 1:
+            while (batch := _get(self._inbox, stop)) is not _DONE:
+                _put(outbox, infer(batch), stop)
+            return
+        pool = ThreadPoolExecutor(max_workers=cfg.num_workers)
+        pending: deque[Future[tuple[pa.RecordBatch, int]]] = deque()
+        try:
+            while (batch := _get(self._inbox, stop)) is not _DONE:
+                pending.append(pool.submit(infer, batch))
+                while len(pending) >= cfg.num_workers:
+                    _put(outbox, pending.popleft().result(), stop)
+            while pending:
+                _put(outbox, pending.popleft().result(), stop)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _run_partitioned(self, fn: ModelFunction, inference: _Inference, outbox: queue.Queue[Any]) -> None:
+        """Gather this shard's partitions on local disk, then call the function partition by partition.
+
+        A partitioned function (@partitioned_api) gets each partition whole and may return any
+        number of rows; other TABLE_FUNCTIONs get batches that never mix two partitions.
+        """
+        cfg, stop = self.cfg, self.cfg.stop
+        with tempfile.TemporaryDirectory(prefix="runbatch-partitions-", dir=cfg.spill_dir) as tmp:
+            spill: _Spill | None = None
+            while (batch := _get(self._inbox, stop)) is not _DONE:
+                if spill is None:
+                    spill = _Spill(Path(tmp), cfg, self._spill_buckets(batch))
+                spill.add(batch)
+            if spill is None:
+                return
+            for key, table in spill.partitions():
+                if stop.is_set():
+                    raise Stopped()
+                if fn.partitioned:
+                    (batch,) = table.combine_chunks().to_batches()  # a partition is never empty
+                    _put(outbox, (inference.partition(batch, key), table.num_rows), stop)
+                    continue
+                for batch in table.to_batches(max_chunksize=cfg.batch_rows):
+                    _put(outbox, (inference(batch), batch.num_rows), stop)
+
+    def _spill_buckets(self, first: pa.RecordBatch) -> int:
+        rows = sum(s.rows for s in self.cfg.slices)
+        estimate = rows * first.nbytes / max(first.num_rows, 1) / max(self.cfg.partition_shards, 1)
+        return max(1, min(_MAX_SPILL_BUCKETS, math.ceil(float(estimate) / _SPILL_BUCKET_BYTES)))
 
 
 def run_pipeline(fn: ModelFunction, cfg: PipelineConfig, on_rows: Callable[[int], None]) -> list[OutputFile]:

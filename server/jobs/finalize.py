@@ -147,7 +147,7 @@ def _outcome(job: JobRow) -> tuple[JobStatus, str]:
     done_rows = sum(s.rows_done for s in job.shards)
     if job.rows_total is not None and done_rows != job.rows_total:
         return JobStatus.INTERNAL_ERROR, (
-            f"Shards reported {done_rows} output rows for {job.rows_total} input rows; the output was not committed."
+            f"Shards processed {done_rows} of {job.rows_total} input rows; the output was not committed."
         )
     return JobStatus.DONE, ""
 
@@ -176,7 +176,9 @@ def _commit_output(
             )
     manifest = {
         "job": job_name,
-        "rows": rows_total,
+        # Output rows: a partitioned function may return more or fewer rows than it was given.
+        "rows": sum(f["rows"] for f in manifest_files),
+        "input_rows": rows_total,
         "files": manifest_files,
         "committed_at": utcnow().isoformat(),
     }

@@ -12,7 +12,7 @@ from runbatch.errors import InvalidArgumentError
 from runbatch.stage.storage import Storage
 from runbatch.wire.jobs import InputSlice
 
-__all__ = ["InputFile", "list_input_files", "plan_slices", "read_input_file"]
+__all__ = ["InputFile", "list_input_files", "plan_partitioned", "plan_slices", "read_input_file"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,14 @@ def list_input_files(
             continue
         files.append(read_input_file(storage, entry.key, f"{shown_root.rstrip('/')}/{rel}"))
     return files
+
+
+def plan_partitioned(files: list[InputFile], replicas: int) -> list[list[InputSlice]]:
+    """Every shard gets the whole input and keeps the partitions whose hash falls to it (see
+    runbatch.runtime.pipeline): a partition is never split, wherever its rows lie."""
+    total = sum(f.rows for f in files)
+    whole = [InputSlice(key=f.key, offset=0, rows=f.rows) for f in files if f.rows]
+    return [list(whole) for _ in range(max(1, min(replicas, total)))]
 
 
 def plan_slices(files: list[InputFile], replicas: int) -> list[list[InputSlice]]:

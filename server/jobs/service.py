@@ -38,7 +38,7 @@ from server.auth.tokens import Principal
 from server.control_plane import ControlPlane
 from server.db.tables import JobLogRow, JobRow, SchemaRow, ShardRow, utcnow
 from server.jobs import validation
-from server.jobs.planner import InputFile, list_input_files, plan_slices
+from server.jobs.planner import InputFile, list_input_files, plan_partitioned, plan_slices
 from server.jobs.states import (
     TERMINAL_JOB_STATUSES,
     JobPhase,
@@ -134,10 +134,6 @@ def prepare_job(session: Session, cp: ControlPlane, principal: Principal, body: 
     )
     fn = validation.resolve_function(functions, job_spec.function_name, fqmn, version.name)
     validation.check_partitioning(input_spec, fn, version.model_type)
-    if input_spec.partition_column is not None:
-        raise InvalidArgumentError(
-            "partition_column is not supported by this runbatch version yet; run without partition_column."
-        )
     validation.check_resources(job_spec)
     pool = resources.get_compute_pool(session, body.compute_pool)
     if job_spec.gpu_requests is not None and not resources.is_gpu_family(pool.instance_family):
@@ -218,6 +214,7 @@ def prepare_job(session: Session, cp: ControlPlane, principal: Principal, body: 
     feature_columns = validation.match_columns(
         signature.inputs, schema, case_sensitive=case_sensitive, column_handling=column_handling, where=where
     )
+    partition_column = validation.match_partition_column(input_spec.partition_column, schema)
     output_key = output.key
     spec: dict[str, Any] = {
         "request": body.model_dump(mode="json", by_alias=True),
@@ -238,6 +235,7 @@ def prepare_job(session: Session, cp: ControlPlane, principal: Principal, body: 
         },
         "params": params,
         "feature_columns": feature_columns,
+        "partition_column": partition_column,
         "column_handling": column_handling or None,
         "input_key": input_key,
         "input_stage": input_stage,
@@ -355,9 +353,17 @@ def _parse_type(text: str) -> pa.DataType:
 
 
 def _plan(session: Session, cp: ControlPlane, job: JobRow, files: list[InputFile]) -> None:
-    slices = plan_slices(files, job.replicas)
     job.rows_total = sum(f.rows for f in files)
     job.input_ready_at = utcnow()
+    partition_column = job.spec.get("partition_column")
+    if partition_column is not None:
+        slices = plan_partitioned(files, job.replicas)
+        # Which rows a shard keeps is known only once it has read them; until then, an even share.
+        shares = [len(range(i, job.rows_total, len(slices))) for i in range(len(slices))]
+    else:
+        # A partitioned function without a partition column sees the whole input as one partition.
+        slices = plan_slices(files, 1 if job.spec["function"]["partitioned"] else job.replicas)
+        shares = [sum(s.rows for s in shard_slices) for shard_slices in slices]
     for index, shard_slices in enumerate(slices):
         job.shards.append(
             ShardRow(
@@ -366,7 +372,7 @@ def _plan(session: Session, cp: ControlPlane, job: JobRow, files: list[InputFile
                 attempt=0,
                 max_attempts=cp.settings.max_shard_attempts,
                 slices=[s.model_dump() for s in shard_slices],
-                rows_total=sum(s.rows for s in shard_slices),
+                rows_total=shares[index],
             )
         )
     session.flush()

@@ -129,7 +129,7 @@ def build_work(session: Session, cp: ControlPlane, shard: ShardRow) -> ShardWork
         output_prefix=attempt_output_prefix(spec, shard.index, shard.attempt),
         params=spec["params"],
         column_handling=spec["column_handling"],
-        partition_column=None,
+        partition_column=spec.get("partition_column"),
         max_batch_rows=job_spec.max_batch_rows,
         num_workers=job_spec.num_workers,
         cpu_requests=job_spec.cpu_requests,

@@ -21,6 +21,7 @@ __all__ = [
     "check_engine",
     "check_gpu_runtime",
     "check_partitioning",
+    "match_partition_column",
     "check_resources",
     "match_columns",
     "resolve_function",
@@ -205,6 +206,22 @@ def _accepts(feature: BaseFeatureSpec, family: str) -> bool:
         DataType.TIMESTAMP_NTZ: family == "timestamp",
         DataType.OBJECT: True,
     }[dtype]
+
+
+def match_partition_column(name: str | None, schema: pa.Schema) -> str | None:
+    """The input column ``InputSpec.partition_column`` names (exactly, else case-insensitively)."""
+    if name is None:
+        return None
+    columns = list(schema.names)
+    if name in columns:
+        return name
+    folded = [c for c in columns if c.upper() == name.upper()]
+    if len(folded) == 1:
+        return str(folded[0])
+    raise InvalidArgumentError(
+        f"partition_column {name!r} is not a column of the input; the input has columns {columns}. Name one of "
+        "them in InputSpec(partition_column=...)."
+    )
 
 
 def match_columns(

@@ -59,3 +59,27 @@ class Raiser(custom_model.CustomModel):
     @custom_model.inference_api
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:
         raise ValueError("the model refuses this input")
+
+
+class RowwiseTable(custom_model.CustomModel):
+    """A row-wise TABLE_FUNCTION that reports how many partitions each call saw."""
+
+    @custom_model.inference_api
+    def predict(self, X: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame({"Y": X["X"] * 2.0, "PARTS_IN_CALL": X["P"].nunique()}, index=X.index)
+
+
+class PartitionStats(custom_model.CustomModel):
+    """Two rows per partition, whatever its size: M rows in, N out."""
+
+    @custom_model.partitioned_api
+    def predict(self, X: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame({"STAT": ["count", "sum"], "VALUE": [float(len(X)), float(X["X"].sum())]})
+
+
+class EchoPartition(custom_model.CustomModel):
+    """A partitioned function whose output names the partition column: refused at run_batch."""
+
+    @custom_model.partitioned_api
+    def predict(self, X: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame({"P": X["P"].iloc[:1], "N": [len(X)]})

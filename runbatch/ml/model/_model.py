@@ -152,6 +152,17 @@ def show_versions_frame(versions: list) -> pd.DataFrame:  # type: ignore[type-ar
             "task": v.spec.get("task", "UNKNOWN"),
             "python_version": (v.spec.get("env") or {}).get("python_version"),
             "pip_requirements": json.dumps((v.spec.get("env") or {}).get("pip_requirements") or []),
+            "conda_dependencies": json.dumps((v.spec.get("env") or {}).get("conda_dependencies") or []),
+            "cuda_version": (v.spec.get("env") or {}).get("cuda_version"),
+            "model_spec": json.dumps(v.spec, default=str),
+            "model_attributes": json.dumps(
+                {"framework": v.model_type, "task": v.spec.get("task", "UNKNOWN"), "client": "runbatch"}
+            ),
+            # Where its functions can run: the CPU runtime always, the GPU one where cuda_version was given.
+            "runnable_in": json.dumps(
+                ["CPU", "GPU"] if (v.spec.get("env") or {}).get("cuda_version") else ["CPU"]
+            ),
+            "inference_services": "[]",
         }
         for v in versions
     ]

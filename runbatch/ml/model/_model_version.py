@@ -229,10 +229,15 @@ class ModelVersion:
             raise InvalidArgumentError(
                 "Model services are not available yet; call run() without service_name."
             )
-        if partition_column is not None:
-            raise InvalidArgumentError("partition_column is not supported by this runbatch version yet.")
         fn = self._function(function_name)
-        return run_locally(self._loaded(), fn, X, params=params, strict=strict_input_validation)
+        return run_locally(
+            self._loaded(),
+            fn,
+            X,
+            params=params,
+            strict=strict_input_validation,
+            partition_column=partition_column,
+        )
 
     def run_batch(
         self,

@@ -14,6 +14,8 @@ from runbatch.inference import LoadedModel
 from runbatch.ml.model import custom_model
 from runbatch.ml.model.model_signature import DataType, FeatureSpec, ModelSignature
 from runbatch.packager import load_model, save_model
+from runbatch.packager.meta import ModelMeta
+from runbatch.packager.package import relax_requirement
 
 
 class Scale(custom_model.CustomModel):
@@ -76,3 +78,87 @@ def test_options_and_signature_errors(tmp_path: Path) -> None:
         save_model(Scale(), tmp_path / "c", name="S", signatures={"nope": sig})
     with pytest.raises(TypeError, match=r"\(2114\) <class 'int'> is not supported."):
         save_model(3, tmp_path / "d", name="S", signatures={"predict": sig})
+
+
+def _x() -> pd.DataFrame:
+    return pd.DataFrame({"x": [1.0, 2.0]})
+
+
+def test_method_options_shape_the_manifest(tmp_path: Path) -> None:
+    meta = save_model(
+        Scale(),
+        tmp_path,
+        name="S",
+        sample_input_data=_x(),
+        options={
+            "method_options": {
+                "predict": {"case_sensitive": True, "max_batch_size": 64, "function_type": "TABLE_FUNCTION"}
+            }
+        },
+    )
+    assert meta.function_type("predict") == "TABLE_FUNCTION"
+    (method,) = yaml.safe_load((tmp_path / "MANIFEST.yml").read_text())["methods"]
+    assert (method["name"], method["type"]) == ("predict", "TABLE_FUNCTION")
+    assert method["outputs"] == [{"name": "out", "type": "FLOAT"}]
+    assert ModelMeta.read(tmp_path / "model").method_options == {
+        "predict": {"case_sensitive": True, "max_batch_size": 64, "function_type": "TABLE_FUNCTION"}
+    }
+
+
+def test_method_option_errors(tmp_path: Path) -> None:
+    with pytest.raises(TypeError) as exc:
+        save_model(Scale(), tmp_path / "a", name="S", sample_input_data=_x(), options={"method_options": []})
+    assert str(exc.value) == (
+        "(2110) model save: method_options must be a dictionary mapping method names to their option dictionaries."
+    )
+    with pytest.raises(ValueError) as exc:
+        save_model(
+            Scale(),
+            tmp_path / "b",
+            name="S",
+            sample_input_data=_x(),
+            options={"method_options": {"predict": {"batch": 3}}},
+        )
+    assert str(exc.value) == (
+        "(2110) model save: unrecognized method_options keys for one or more methods (method 'predict'): batch. "
+        "Supported per-method keys are case_sensitive, function_type, max_batch_size, volatility."
+    )
+    with pytest.raises(NotImplementedError, match="^Function type VECTORIZED is not supported.$"):
+        save_model(
+            Scale(), tmp_path / "c", name="S", sample_input_data=_x(), options={"function_type": "VECTORIZED"}
+        )
+
+
+def test_relax_version_and_cuda_version(tmp_path: Path) -> None:
+    pinned = save_model(
+        Scale(), tmp_path / "a", name="S", sample_input_data=_x(), pip_requirements=["requests==2.31.0"]
+    )
+    assert "requests==2.31.0" in pinned.pip_requirements
+    assert pinned.cuda_version is None and "gpu" not in pinned.to_dict()["runtimes"]
+    relaxed = save_model(
+        Scale(),
+        tmp_path / "b",
+        name="S",
+        sample_input_data=_x(),
+        pip_requirements=["requests==2.31.0", "numpy>=1.26"],
+        conda_dependencies=["conda-forge::pandas==2.2.1"],
+        options={"relax_version": True, "cuda_version": "12.4"},
+    )
+    assert "requests<3,>=2.31" in relaxed.pip_requirements and "numpy>=1.26" in relaxed.pip_requirements
+    assert relaxed.conda_dependencies == ["conda-forge::pandas<3,>=2.2"]
+    assert (tmp_path / "b/model/env/requirements.txt").read_text().splitlines() == relaxed.pip_requirements
+    assert relaxed.cuda_version == "12.4" and "gpu" in relaxed.to_dict()["runtimes"]
+
+
+@pytest.mark.parametrize(
+    ("requirement", "relaxed"),
+    [
+        ("somepackage==1.0.0,!=1.1", "somepackage!=1.1,<2,>=1.0"),
+        ("random-package>=2.3", "random-package>=2.3"),
+        ("another_channel::another-package==1.0", "another_channel::another-package<2,>=1.0"),
+        ("pip-packages==3", "pip-packages<4,>=3.0"),
+        ("torch[cuda]==2.5.1; python_version >= '3.10'", 'torch[cuda]<3,>=2.5; python_version >= "3.10"'),
+    ],
+)
+def test_relax_requirement_matches_snowflake(requirement: str, relaxed: str) -> None:
+    assert relax_requirement(requirement) == relaxed

@@ -108,3 +108,82 @@ def test_a_model_error_surfaces(storage: Storage) -> None:
     cfg = _cfg(storage, [InputSlice(key="in/f0.parquet", offset=0, rows=100)])
     with pytest.raises(ZeroDivisionError, match="boom"):
         run_pipeline(ModelFunction("predict", SIG, broken, "FUNCTION", False), cfg, lambda _: None)
+
+
+PART_SIG = ModelSignature(
+    [FeatureSpec("x", DataType.INT64)],
+    [FeatureSpec("n", DataType.INT64), FeatureSpec("total", DataType.INT64)],
+)
+
+
+def _stats(df: pd.DataFrame, params: dict[str, object]) -> pd.DataFrame:
+    return pd.DataFrame({"n": [len(df)], "total": [int(df["x"].sum())]})
+
+
+def test_partitions_are_whole_and_owned_by_one_shard(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Tiny spill buckets, so each shard routes its rows through many local files.
+    monkeypatch.setattr("runbatch.runtime.pipeline._SPILL_BUCKET_BYTES", 2048)
+    fn = ModelFunction("predict", PART_SIG, _stats, "TABLE_FUNCTION", True)
+    slices = [InputSlice(key=f"in/f{i}.parquet", offset=0, rows=1000) for i in range(2)]
+    results = []
+    for shard in range(2):
+        cfg = _cfg(
+            storage,
+            slices,
+            output_prefix=f"out/{shard}",
+            shard_index=shard,
+            partition_column="ID",
+            partition_shards=2,
+            feature_columns={"x": "X"},
+        )
+        progress: list[int] = []
+        files = run_pipeline(fn, cfg, progress.append)
+        out = pa.concat_tables([pq.read_table(storage.open_input_file(f.key)) for f in files])
+        assert out.column_names == ["ID", "n", "total"]
+        results.append((out.to_pandas(), progress[-1]))
+    # ID is unique per row: 2,000 partitions of one row each, split between the two shards.
+    both = pd.concat([r[0] for r in results])
+    assert sorted(both["ID"]) == list(range(2000))
+    assert (both["n"] == 1).all() and (both["total"] == both["ID"]).all()
+    assert results[0][1] + results[1][1] == 2000 and min(r[1] for r in results) > 800
+
+
+def test_partition_column_groups_rows_and_keeps_input_columns(storage: Storage) -> None:
+    def parts_seen(df: pd.DataFrame, params: dict[str, object]) -> pd.DataFrame:
+        # The partition (G = X // 100) is not a model input; the model can still tell which it got.
+        return pd.DataFrame({"y": (df["x"] // 100).nunique()}, index=df.index)
+
+    sig = ModelSignature([FeatureSpec("x", DataType.INT64)], [FeatureSpec("y", DataType.INT64)])
+    fn = ModelFunction("predict", sig, parts_seen, "TABLE_FUNCTION", False)
+    with storage.open_output_stream("in/g.parquet") as sink:
+        xs = pa.array(range(300), pa.int64())
+        pq.write_table(
+            pa.table({"X": xs, "G": pa.compute.cast(pa.compute.divide(xs, 100), pa.int64())}), sink
+        )
+    cfg = _cfg(
+        storage,
+        [InputSlice(key="in/g.parquet", offset=0, rows=300)],
+        partition_column="G",
+        batch_rows=64,
+    )
+    files = run_pipeline(fn, cfg, lambda rows: None)
+    out = pa.concat_tables([pq.read_table(storage.open_input_file(f.key)) for f in files]).to_pandas()
+    assert list(out.columns) == ["X", "G", "y"]
+    assert sorted(out["X"]) == list(range(300))
+    assert set(out["y"]) == {1}  # no call saw two partitions, though 64 rows span two of them in input order
+
+
+def test_a_row_wise_function_must_keep_the_row_count(storage: Storage) -> None:
+    def drops(df: pd.DataFrame, params: dict[str, object]) -> pd.DataFrame:
+        return pd.DataFrame({"y": df["x"].iloc[:1]})
+
+    fn = ModelFunction("predict", SIG, drops, "TABLE_FUNCTION", False)
+    cfg = _cfg(storage, [InputSlice(key="in/f0.parquet", offset=0, rows=100)])
+    with pytest.raises(ValueError) as exc:
+        run_pipeline(fn, cfg, lambda rows: None)
+    assert str(exc.value) == (
+        "Function predict returned 1 rows for 10 input rows. Only partitioned functions (@partitioned_api) may "
+        "return a different number of rows than they are given."
+    )
