@@ -83,3 +83,13 @@ class EchoPartition(custom_model.CustomModel):
     @custom_model.partitioned_api
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame({"P": X["P"].iloc[:1], "N": [len(X)]})
+
+
+class Echo(custom_model.CustomModel):
+    """Every input column back as OUT_<name>, plus a grouped summary: for type round trips."""
+
+    @custom_model.inference_api
+    def predict(self, X: pd.DataFrame) -> pd.DataFrame:
+        out = pd.DataFrame({f"OUT_{c}": X[c] for c in X.columns}, index=X.index)
+        out["SUMMARY"] = [{"n": int(i), "tags": ["a", "b"]} for i in X["I64"]]
+        return out
