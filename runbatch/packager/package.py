@@ -27,7 +27,7 @@ from runbatch.packager.handlers import find_handler, handler_for_type
 from runbatch.packager.handlers.base import SaveRequest, as_frame
 from runbatch.packager.meta import ModelMeta
 
-__all__ = ["load_model", "relax_requirement", "save_model"]
+__all__ = ["load_model", "relax_requirement", "repackage", "save_model"]
 
 _METHOD_OPTION_KEYS = frozenset({"case_sensitive", "function_type", "max_batch_size", "volatility"})
 
@@ -218,6 +218,24 @@ def _manifest(meta: ModelMeta) -> dict[str, Any]:
         },
         "methods": methods,
     }
+
+
+def repackage(exported: Path, target_dir: Path) -> ModelMeta:
+    """Copy a folder that ``ModelVersion.export`` wrote (either mode) into ``target_dir`` as a version.
+
+    The files are taken as they are, so the new version has the same model, signatures and
+    environment; only ``MANIFEST.yml`` is written again (a MODEL-mode export has none).
+    """
+    model_dir = exported / "model" if (exported / "model" / "model.yaml").exists() else exported
+    if not (model_dir / "model.yaml").is_file():
+        raise ValueError(
+            f"{exported} is not an exported model version: it has no model/model.yaml. Pass the folder that "
+            "ModelVersion.export() wrote."
+        )
+    meta = ModelMeta.read(model_dir)
+    shutil.copytree(model_dir, target_dir / "model", ignore=shutil.ignore_patterns("__pycache__"))
+    (target_dir / "MANIFEST.yml").write_text(yaml.safe_dump(_manifest(meta), sort_keys=False))
+    return meta
 
 
 def load_model(version_dir: Path) -> tuple[Any, ModelMeta]:

@@ -172,3 +172,25 @@ def test_a_version_may_be_named_like_an_alias(session: Session, fresh_db: str) -
     assert prod.version_name == "PROD"
     with pytest.raises(ValueError, match="version V1 already existed"):
         reg.log_model(Doubler(), model_name="M", version_name="V1", sample_input_data=frame)
+
+
+@pytest.mark.parametrize("mode", [ExportMode.MODEL, ExportMode.FULL])
+def test_an_exported_version_logs_again(embedded_session: Session, embedded_db: str, tmp_path, mode) -> None:  # type: ignore[no-untyped-def]
+    X, y = _data()
+    pipe = make_pipeline(StandardScaler(), LinearRegression()).fit(X, y)
+    reg = Registry(embedded_session)
+    mv = reg.log_model(pipe, model_name="price", sample_input_data=X.head(5), pip_requirements=["requests"])
+    mv.export(str(tmp_path / "out"), export_mode=mode)
+    again = reg.log_model(tmp_path / "out", model_name="price_copy", version_name="v9", comment="copied")
+    assert (again.version_name, again.comment) == ("V9", "copied")
+    assert again.show_functions() == mv.show_functions()
+    pd.testing.assert_frame_equal(again.run(X, function_name="predict"), mv.run(X, function_name="predict"))
+    versions = reg.get_model("price_copy").show_versions()
+    assert json.loads(versions.pip_requirements[0]) == ["requests", f"scikit-learn=={sklearn.__version__}"]
+    with pytest.raises(ValueError) as exc:
+        reg.log_model(tmp_path / "out", model_name="x", sample_input_data=X)
+    assert str(exc.value) == (
+        "When calling log_model with an exported model folder, only model_name and version_name may be specified."
+    )
+    with pytest.raises(ValueError, match="is not an exported model version: it has no model/model.yaml"):
+        reg.log_model(tmp_path, model_name="x")

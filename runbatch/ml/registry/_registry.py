@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tarfile
 import tempfile
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from runbatch.ml.model._model import Model
 from runbatch.ml.model._model_version import ModelVersion
 from runbatch.ml.model.task import Task
 from runbatch.packager import save_model
+from runbatch.packager.package import repackage
 from runbatch.snowpark.session import Session
 
 __all__ = ["Registry"]
@@ -114,7 +116,8 @@ class Registry:
         conn = self._session._conn
         db, sch, name = self._model_parts(model_name)
         version = resolve_identifier(version_name) if version_name else None
-        if isinstance(model, ModelVersion):
+        exported = isinstance(model, str | os.PathLike) and Path(model).is_dir()
+        if isinstance(model, ModelVersion) or exported:
             others = [
                 comment,
                 conda_dependencies,
@@ -130,25 +133,28 @@ class Registry:
                 ext_modules,
                 options,
             ]
-            if any(o is not None for o in others):
+            what = "a ModelVersion" if isinstance(model, ModelVersion) else "an exported model folder"
+            if any(o is not None for o in others[1:]):
+                raise ValueError(
+                    f"When calling log_model with {what}, only model_name and version_name may be specified."
+                )
+            if task is not Task.UNKNOWN:
+                raise ValueError(f"`task` cannot be specified when calling log_model with {what}.")
+        if isinstance(model, ModelVersion):
+            if comment is not None:
                 raise ValueError(
                     "When calling log_model with a ModelVersion, only model_name and version_name may be specified."
                 )
-            if task is not Task.UNKNOWN:
-                raise ValueError("`task` cannot be specified when calling log_model with a ModelVersion.")
             info = conn.client.add_version(db, sch, name, version, conn.client.download_version(*model._key))
             return ModelVersion._ref(self._session, info)
-        if version is not None:
-            try:
-                # Version names only: an alias (or DEFAULT/FIRST/LAST) of the same name is no clash.
-                taken = {v.name for v in conn.client.list_versions(db, sch, name)}
-            except NotFoundError:
-                taken = set()
-            if version in taken:
-                raise InvalidArgumentError(
-                    f"Model {model_name} version {version_name} already existed. To auto-generate `version_name`, "
-                    "skip that argument."
-                )
+        if exported:
+            # A folder ModelVersion.export() wrote, stored as it is (a runbatch extension).
+            self._check_free(db, sch, name, version, model_name, version_name)
+            with tempfile.TemporaryDirectory(prefix="runbatch-model-") as tmp:
+                repackage(Path(model), Path(tmp))
+                info = conn.client.add_version(db, sch, name, version, _tar_stream(Path(tmp)))
+            return self._finish(ModelVersion._ref(self._session, info), comment, metrics)
+        self._check_free(db, sch, name, version, model_name, version_name)
         with tempfile.TemporaryDirectory(prefix="runbatch-model-") as tmp:
             save_model(
                 model,
@@ -164,7 +170,26 @@ class Registry:
                 code_paths=code_paths,
             )
             info = conn.client.add_version(db, sch, name, version, _tar_stream(Path(tmp)))
-        mv = ModelVersion._ref(self._session, info)
+        return self._finish(ModelVersion._ref(self._session, info), comment, metrics)
+
+    def _check_free(
+        self, db: str, sch: str, name: str, version: str | None, model_name: str, version_name: str | None
+    ) -> None:
+        if version is None:
+            return
+        try:
+            # Version names only: an alias (or DEFAULT/FIRST/LAST) of the same name is no clash.
+            taken = {v.name for v in self._session._conn.client.list_versions(db, sch, name)}
+        except NotFoundError:
+            taken = set()
+        if version in taken:
+            raise InvalidArgumentError(
+                f"Model {model_name} version {version_name} already existed. To auto-generate `version_name`, "
+                "skip that argument."
+            )
+
+    @staticmethod
+    def _finish(mv: ModelVersion, comment: str | None, metrics: dict[str, Any] | None) -> ModelVersion:
         if comment:
             mv.comment = comment
         for key, value in (metrics or {}).items():
