@@ -73,8 +73,11 @@ class ModelFunction:
         A single column-major block becomes the DataFrame without another copy, and
         estimators turn it back into an array without copying either.
         """
-        dtypes = {f.dtype for f in self.signature.inputs if isinstance(f, FeatureSpec) and not f.shape}
-        if len(dtypes) != 1 or len(self.signature.inputs) != len(columns):
+        inputs = self.signature.inputs
+        if len(inputs) != len(columns) or not all(isinstance(f, FeatureSpec) and not f.shape for f in inputs):
+            return None
+        dtypes = {f.dtype for f in inputs if isinstance(f, FeatureSpec)}
+        if len(dtypes) != 1:
             return None
         (dtype,) = dtypes
         if not (dtype.is_float() or dtype.is_integer()) or any(c.null_count for c in columns):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import contextlib
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
 
+import cloudpickle
 import pandas as pd
 
 from runbatch.ml.model._signatures.infer import convert_local_data_to_df, infer_signature, truncate
@@ -14,10 +18,14 @@ from runbatch.packager.meta import BlobMeta, ModelMeta
 
 __all__ = [
     "BASE_OPTIONS",
+    "DEFAULT_CUDA_VERSION",
     "InferFn",
     "ModelHandler",
     "SaveRequest",
+    "infer_estimator_signatures",
     "infer_method_signatures",
+    "pickled_by_value",
+    "pinned_requirements",
     "target_methods",
 ]
 
@@ -35,6 +43,10 @@ BASE_OPTIONS = frozenset(
         "capture_sample_input_data",
     }
 )
+
+# Snowflake's model_env.DEFAULT_CUDA_VERSION: XGBoost, PyTorch and
+# sentence-transformers models get a GPU runtime unless told otherwise.
+DEFAULT_CUDA_VERSION = "12.4"
 
 InferFn = Callable[[pd.DataFrame, dict[str, Any]], pd.DataFrame]
 """Calls one model method on a batch (columns named as the signature inputs) with resolved params."""
@@ -92,5 +104,55 @@ def infer_method_signatures(
         meta.signatures[method] = infer_signature(local, predict(method, local), input_data_limit=None)
 
 
+def infer_estimator_signatures(
+    model: Any,
+    meta: ModelMeta,
+    request: SaveRequest,
+    defaults: Iterable[str],
+    model_input: Callable[[Any], Any],
+) -> None:
+    """Target methods of an estimator-like model and their signatures, from calling each method on
+    ``model_input(sample)``; explicit signatures must name existing methods. Sub-models have none."""
+    if request.is_sub_model:
+        return
+    methods = target_methods(model, request.options.get("target_methods"), defaults)
+    if meta.signatures:
+        target_methods(model, list(meta.signatures), ())
+    infer_method_signatures(
+        meta, methods, request.sample_input_data, lambda m, data: getattr(model, m)(model_input(data))
+    )
+
+
 def as_frame(data: Any) -> pd.DataFrame:
     return convert_local_data_to_df(data) if not isinstance(data, pd.DataFrame) else data
+
+
+@contextlib.contextmanager
+def pickled_by_value(model: Any) -> Iterator[None]:
+    """While open, cloudpickle stores the model's class by value when its module is not installed.
+
+    Classes of tests, notebooks and scripts' helper modules then travel with the model: the
+    runtime that loads it may not be able to import them by name.
+    """
+    module = sys.modules.get(type(model).__module__)
+    path = getattr(module, "__file__", None) or ""
+    installed = "site-packages" in path or "dist-packages" in path
+    by_value = module is not None and module.__name__ != "__main__" and not installed
+    if by_value:
+        cloudpickle.register_pickle_by_value(module)
+    try:
+        yield
+    finally:
+        if by_value:
+            cloudpickle.unregister_pickle_by_value(module)
+
+
+def pinned_requirements(*distributions: str) -> list[str]:
+    """``name==version`` for each installed distribution; absent ones are left out."""
+    pins = []
+    for name in distributions:
+        try:
+            pins.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return pins

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import shutil
-import sys
 import typing
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from runbatch.packager.handlers.base import (
     SaveRequest,
     as_frame,
     infer_method_signatures,
+    pickled_by_value,
 )
 from runbatch.packager.meta import BlobMeta, ModelMeta
 
@@ -114,16 +114,8 @@ class CustomHandler:
                 name=sub_name, sample_input_data=None, options=request.options, is_sub_model=True
             )
             meta.models[sub_name] = handler.save(ref.model, model_dir, meta, sub_request)
-        module = sys.modules.get(type(model).__module__)
-        by_value = module is not None and module.__name__ != "__main__" and not _is_installed(module)
-        if by_value:
-            cloudpickle.register_pickle_by_value(module)
-        try:
-            with open(blob_dir / "model.pkl", "wb") as f:
-                cloudpickle.dump((type(model), model.context), f)
-        finally:
-            if by_value:
-                cloudpickle.unregister_pickle_by_value(module)
+        with pickled_by_value(model), open(blob_dir / "model.pkl", "wb") as f:
+            cloudpickle.dump((type(model), model.context), f)
         if request.options.get("cuda_version"):
             meta.cuda_version = str(request.options["cuda_version"])
         meta.pip_requirements.append(f"cloudpickle=={cloudpickle.__version__}")
@@ -163,9 +155,3 @@ class CustomHandler:
             return call
 
         return {m: make(m) for m in meta.signatures}
-
-
-def _is_installed(module: Any) -> bool:
-    """True for modules of installed distributions, which the runtime can import by name."""
-    path = getattr(module, "__file__", None) or ""
-    return "site-packages" in path or "dist-packages" in path

@@ -15,8 +15,8 @@ from runbatch.packager.handlers.base import (
     InferFn,
     SaveRequest,
     as_frame,
-    infer_method_signatures,
-    target_methods,
+    infer_estimator_signatures,
+    pickled_by_value,
 )
 from runbatch.packager.meta import BlobMeta, ModelMeta
 
@@ -58,19 +58,12 @@ class SklearnHandler:
         return not module.startswith(("xgboost", "lightgbm"))
 
     def save(self, model: Any, model_dir: Path, meta: ModelMeta, request: SaveRequest) -> BlobMeta:
-        if not request.is_sub_model:
-            methods = target_methods(model, request.options.get("target_methods"), DEFAULT_TARGET_METHODS)
-            if meta.signatures:
-                target_methods(model, list(meta.signatures), ())
-            infer_method_signatures(
-                meta,
-                methods,
-                request.sample_input_data,
-                lambda m, data: getattr(model, m)(_model_input(model, data)),
-            )
+        infer_estimator_signatures(
+            model, meta, request, DEFAULT_TARGET_METHODS, lambda data: _model_input(model, data)
+        )
         blob_dir = model_dir / "models" / request.name
         blob_dir.mkdir(parents=True, exist_ok=True)
-        with open(blob_dir / "model.pkl", "wb") as f:
+        with pickled_by_value(model), open(blob_dir / "model.pkl", "wb") as f:
             cloudpickle.dump(model, f)
         import sklearn
 

@@ -8,6 +8,7 @@ arrays. Names: string column labels are kept; numeric labels and positions becom
 from __future__ import annotations
 
 import datetime
+import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -26,9 +27,37 @@ from runbatch.ml.model._signatures.core import (
     coded,
 )
 
-__all__ = ["convert_local_data_to_df", "infer_features", "infer_param", "infer_signature", "truncate"]
+__all__ = [
+    "convert_local_data_to_df",
+    "infer_features",
+    "infer_param",
+    "infer_signature",
+    "local_data",
+    "truncate",
+]
 
 Role = Literal["input", "output"]
+
+
+def local_data(data: Any) -> Any:
+    """Torch tensors as numpy arrays (a sequence of tensors as a list of arrays); anything else as is.
+
+    Snowflake's tensor data handlers delegate to numpy the same way. torch is only looked up,
+    never imported: a tensor cannot exist unless torch is loaded.
+    """
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return data
+    if isinstance(data, torch.Tensor):
+        return data.detach().cpu().numpy()
+    if (
+        isinstance(data, Sequence)
+        and not isinstance(data, str)
+        and data
+        and all(isinstance(t, torch.Tensor) for t in data)
+    ):
+        return [t.detach().cpu().numpy() for t in data]
+    return data
 
 
 def _kind(data: Any) -> str | None:
@@ -75,6 +104,7 @@ def _count(data: Any, kind: str) -> int:
 
 
 def truncate(data: Any, length: int | None = 100) -> Any:
+    data = local_data(data)
     kind = _kind(data)
     if kind is None:
         raise coded(
@@ -174,6 +204,7 @@ def _validate(data: Any, kind: str) -> Any:
 
 def convert_local_data_to_df(data: Any, *, ensure_serializable: bool = True) -> pd.DataFrame:
     """Local data of any supported kind as a DataFrame (numeric column labels for arrays and lists)."""
+    data = local_data(data)
     kind = _kind(data)
     if kind is None:
         raise coded(
@@ -206,6 +237,7 @@ def _array_to_df(arr: np.ndarray[Any, Any], ensure_serializable: bool) -> pd.Dat
 
 
 def infer_features(data: Any, role: Role) -> list[BaseFeatureSpec]:
+    data = local_data(data)
     kind = _kind(data)
     if kind is None:
         raise coded(
