@@ -14,6 +14,7 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from runbatch import archive
 from runbatch.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
 from runbatch.identifiers import qualified, resolve_identifier
 from runbatch.stage.storage import Storage
@@ -307,23 +308,18 @@ class StoredArtifact:
 def _extract(storage: Storage, prefix: str, upload: ArtifactUpload) -> dict[str, bytes]:
     """Copy the tar into storage under ``prefix``; returns MANIFEST.yml and model/model.yaml bodies.
 
-    Members are checked with tarfile's "data" filter rules plus our own key normalization,
+    Members are checked by runbatch.archive (regular files, paths inside the archive),
     so an archive cannot write outside the version folder or create links.
     """
     wanted = {"MANIFEST.yml": b"", "model/model.yaml": b""}
     with tarfile.open(fileobj=upload.stream, mode="r|") as tar:
         for member in tar:
+            try:
+                rel = archive.check_member(member)
+            except ValueError as exc:
+                raise InvalidArgumentError(str(exc)) from exc
             if member.isdir():
                 continue
-            if not member.isfile():
-                raise InvalidArgumentError(f"Model archive member {member.name!r} is not a regular file.")
-            try:
-                tarfile.data_filter(member, "/nonexistent")
-            except tarfile.FilterError as exc:
-                raise InvalidArgumentError(
-                    f"Model archive member {member.name!r} is refused: {exc}."
-                ) from exc
-            rel = member.name.removeprefix("./")
             key = f"{prefix}/{rel}"
             source = tar.extractfile(member)
             assert source is not None

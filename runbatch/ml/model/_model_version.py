@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 import pandas as pd
 
+from runbatch import archive
 from runbatch.errors import InvalidArgumentError, NotFoundError
 from runbatch.identifiers import qualified, resolve_identifier
 from runbatch.ml.model._signatures.core import ModelSignature
@@ -297,10 +298,10 @@ def _safe(name: str) -> str:
 
 
 def _extract_stream(chunks: Any, target: Path) -> None:
-    """Extract an uncompressed tar stream into ``target`` with tarfile's safe "data" filter."""
+    """Extract an uncompressed tar stream into ``target``, member by member (see runbatch.archive)."""
     with tempfile.TemporaryFile() as spool:
         for chunk in chunks:
             spool.write(chunk)
         spool.seek(0)
         with tarfile.open(fileobj=spool, mode="r:") as tar:
-            tar.extractall(target, filter="data")
+            archive.extract(tar, target)
