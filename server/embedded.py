@@ -50,6 +50,12 @@ class ControlPlaneProcess:
             )
         else:
             ws = self.worker_settings
+            if ws.executor != "process":
+                raise ValueError(
+                    f"RUNBATCH_EXECUTOR={ws.executor} applies to `runbatch worker` processes (with "
+                    "RUNBATCH_BROKER_URL); a control plane without a broker runs shards as subprocesses. Unset "
+                    "RUNBATCH_EXECUTOR here."
+                )
             warm = ws.slots if ws.warm_runtimes is None else ws.warm_runtimes
             self.dispatcher = InProcessDispatcher(
                 ws, ProcessExecutor(ws.python, warm=warm, preload=ws.preload)

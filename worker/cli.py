@@ -10,7 +10,7 @@ import typer
 
 from runbatch.client import ControlPlaneClient
 from worker.celery_app import create_worker_app
-from worker.executors.process import ProcessExecutor
+from worker.executors import create_executor
 from worker.registration import Registration, host_capacity
 from worker.settings import WorkerSettings
 from worker.shard_runner import ShardRunner
@@ -19,6 +19,37 @@ __all__ = ["register"]
 
 
 def register(app: typer.Typer) -> None:
+    images = typer.Typer(help="Runtime images of the docker executor.", no_args_is_help=True)
+    app.add_typer(images, name="images")
+
+    @images.command("build")
+    def build(
+        kind: str = typer.Argument("cpu", help="cpu or gpu."),
+        force: bool = typer.Option(False, help="Build again even when an image of the same content exists."),
+        base_image: str = typer.Option(
+            None, help="Base image with Python 3.11 (default: python:3.11-slim, else a Debian bootstrap)."
+        ),
+        source: str = typer.Option(
+            None, help="Source checkout to build from (default: found from the package)."
+        ),
+    ) -> None:
+        """Build a runtime image, tagged runbatch-runtime:<kind>-<content hash>, and print its tag."""
+        import docker
+
+        from worker.images import ImageBuilder, ImageBuildError
+
+        builder = ImageBuilder(
+            docker.from_env(timeout=600),
+            source=Path(source) if source else None,
+            base_image=base_image,
+            echo=typer.echo,
+        )
+        try:
+            typer.echo(builder.runtime_image(kind, force=force))
+        except ImageBuildError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from exc
+
     @app.command()
     def worker(
         pools: str = typer.Option(None, help="Comma-separated compute pools (default RUNBATCH_POOLS)."),
@@ -37,14 +68,13 @@ def register(app: typer.Typer) -> None:
         logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         served = [p.strip().upper() for p in (pools or settings.pools).split(",") if p.strip()]
         client = ControlPlaneClient(settings.api_url, settings.token.get_secret_value())
-        warm = settings.slots if settings.warm_runtimes is None else settings.warm_runtimes
-        executor = ProcessExecutor(settings.python, warm=warm, preload=settings.preload)
         capacity = host_capacity(settings, served)
         home = Path(os.environ.get("RUNBATCH_HOME") or Path.home() / ".runbatch")
+        cache = settings.cache_dir or home / "cache"
+        executor = create_executor(settings, worker_name=capacity.name, cache_dir=cache, gpus=capacity.gpus)
         registration = Registration(
             client, capacity, settings.worker_heartbeat_interval_s, alive_file=home / "worker.alive"
         )
-        cache = settings.cache_dir or home / "cache"
         runner = ShardRunner(client, executor, settings, capacity.name, {"RUNBATCH_CACHE_DIR": str(cache)})
         celery = create_worker_app(settings, runner)
         registration.start()

@@ -15,7 +15,30 @@ class WorkerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RUNBATCH_", extra="ignore")
 
     executor: str = Field(
-        default="process", description="How runtimes start: 'process' (subprocess per shard)."
+        default="process",
+        description="How runtimes start: 'process' (a subprocess per shard) or 'docker' (a container per shard).",
+    )
+    docker_cpu_image: str | None = Field(
+        default=None,
+        description="CPU runtime image of the docker executor; default: built from the source checkout "
+        "(`runbatch images build cpu`) on first use.",
+    )
+    docker_gpu_image: str | None = Field(
+        default=None, description="GPU runtime image of the docker executor; default: built on first use."
+    )
+    docker_base_image: str | None = Field(
+        default=None,
+        description="Base of runtime images built here; default python:3.11-slim, or a Debian bootstrap where no "
+        "registry is reachable.",
+    )
+    docker_mounts: str = Field(
+        default="",
+        description="Comma-separated host folders mounted at the same path in runtime containers (a local "
+        "storage root, for example).",
+    )
+    docker_source: Path | None = Field(
+        default=None,
+        description="Source checkout runtime images are built from; default: found from the package.",
     )
     api_url: str | None = Field(default=None, description="Control plane URL a standalone worker reports to.")
     token: SecretStr | None = Field(default=None, description="Bearer token of a standalone worker.")

@@ -195,7 +195,13 @@ class ShardRunner:
                     env=env,
                     cpu_requests=work.cpu_requests,
                     memory_requests=work.memory_requests,
+                    gpu_requests=work.gpu_requests,
                     threads=threads,
+                    pip_requirements=tuple(work.pip_requirements),
+                    conda_dependencies=tuple(work.conda_dependencies),
+                    python_version=work.python_version,
+                    force_rebuild=work.force_rebuild,
+                    image_repo=work.image_repo,
                 )
             )
         except Exception as exc:
@@ -220,6 +226,8 @@ class ShardRunner:
             message, retryable = "The runtime exited without reporting a result.", True
         elif code == EXIT_CANCELLED or beat.stopped_on_request:
             message, retryable = "Stopped on request.", False
+        elif (known := handle.exit_message(code)) is not None:
+            message, retryable = known
         else:
             last = next((line for line in reversed(tail) if line.strip()), "")
             message, retryable = describe_exit(code) + (f" Last output: {last}" if last else ""), True

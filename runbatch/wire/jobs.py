@@ -214,6 +214,12 @@ class ShardWork(BaseModel):
     num_workers: int | None
     cpu_requests: str | None
     memory_requests: str | None
+    gpu_requests: str | None = None
+    pip_requirements: list[str] = Field(default_factory=list, description="The model's logged requirements")
+    conda_dependencies: list[str] = Field(default_factory=list)
+    python_version: str | None = None
+    force_rebuild: bool = False
+    image_repo: str | None = None
     default_database: str | None = Field(default=None, description="For relative stage paths in file columns")
     default_schema: str | None = None
 

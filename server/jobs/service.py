@@ -225,6 +225,10 @@ def prepare_job(session: Session, cp: ControlPlane, principal: Principal, body: 
             "version": version.name,
             "artifact_key": version.artifact_key,
             "model_type": version.model_type,
+            "env": {
+                k: (version.spec.get("env") or {}).get(k)
+                for k in ("pip_requirements", "conda_dependencies", "python_version", "cuda_version")
+            },
         },
         "function": {
             "name": fn.name,

@@ -102,6 +102,7 @@ def build_work(session: Session, cp: ControlPlane, shard: ShardRow) -> ShardWork
     job = shard.job
     spec = job.spec
     job_spec = JobSpec.model_validate(spec["request"]["job_spec"])
+    env = spec["model"].get("env") or {}
     storage = cp.storage.config
     input_storage = storage
     if spec.get("input_stage"):
@@ -134,6 +135,12 @@ def build_work(session: Session, cp: ControlPlane, shard: ShardRow) -> ShardWork
         num_workers=job_spec.num_workers,
         cpu_requests=job_spec.cpu_requests,
         memory_requests=job_spec.memory_requests,
+        gpu_requests=job_spec.gpu_requests,
+        pip_requirements=list(env.get("pip_requirements") or []),
+        conda_dependencies=list(env.get("conda_dependencies") or []),
+        python_version=env.get("python_version"),
+        force_rebuild=job_spec.force_rebuild,
+        image_repo=job_spec.image_repo,
         default_database=(spec.get("context") or {}).get("database"),
         default_schema=(spec.get("context") or {}).get("schema"),
     )

@@ -17,7 +17,14 @@ class LaunchSpec:
     env: dict[str, str] = field(repr=False)  # holds the shard token: never log it
     cpu_requests: str | None = None
     memory_requests: str | None = None
+    gpu_requests: str | None = None
     threads: int | None = None
+    # The model's environment, for executors that build an image per environment.
+    pip_requirements: tuple[str, ...] = ()
+    conda_dependencies: tuple[str, ...] = ()
+    python_version: str | None = None
+    force_rebuild: bool = False
+    image_repo: str | None = None
 
 
 class RuntimeHandle(Protocol):
@@ -30,6 +37,10 @@ class RuntimeHandle(Protocol):
         ...
 
     def kill(self) -> None: ...
+
+    def exit_message(self, code: int) -> tuple[str, bool] | None:
+        """Why the runtime ended and whether to retry, where the executor knows more than the code."""
+        ...
 
 
 class Executor(Protocol):

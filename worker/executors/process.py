@@ -55,6 +55,9 @@ class ProcessHandle:
             self._on_exit()
         return code
 
+    def exit_message(self, code: int) -> tuple[str, bool] | None:
+        return None  # the exit code says it all (see shard_runner.describe_exit)
+
     def kill(self) -> None:
         # The runtime is a session leader: kill its whole group (BLAS helpers, fetch threads' children).
         try:
