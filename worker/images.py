@@ -140,7 +140,9 @@ class ImageBuilder:
 
         return _Held()
 
-    def _build(self, context: Path, tag: str, buildargs: dict[str, str], kind: str) -> None:
+    def _build(
+        self, context: Path, tag: str, buildargs: dict[str, str], kind: str, *, nocache: bool = False
+    ) -> None:
         import docker.errors
 
         self._echo(f"Building {tag} ...")
@@ -152,6 +154,7 @@ class ImageBuilder:
                 network_mode="host",
                 rm=True,
                 forcerm=True,
+                nocache=nocache,
                 decode=True,
                 labels={_LABEL: kind},
             )
@@ -263,7 +266,7 @@ class ImageBuilder:
                 (context / "src" / "README.md").write_text("runbatch runtime\n")  # pyproject's readme
                 (context / "wheels").mkdir()
                 self._fetch_wheels(files["torch-requirement.txt"].decode(), context / "wheels")
-                self._build(context, tag, {"BASE_IMAGE": base}, kind)
+                self._build(context, tag, {"BASE_IMAGE": base}, kind, nocache=force)
         self._prune(kind, keep=tag)
         return tag
 
@@ -365,5 +368,6 @@ class ImageBuilder:
                 (context / "Dockerfile").write_text(MODEL_DOCKERFILE)
                 (context / "requirements.txt").write_text("".join(f"{r}\n" for r in requirements))
                 (context / "ca.crt").write_bytes(_ca_bundle())
-                self._build(context, tag, {"RUNTIME_IMAGE": runtime_image}, "model")
+                # A forced build runs pip again: unpinned requirements take their newest release.
+                self._build(context, tag, {"RUNTIME_IMAGE": runtime_image}, "model", nocache=force)
         return tag

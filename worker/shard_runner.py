@@ -23,7 +23,7 @@ from runbatch.errors import (
 )
 from runbatch.runtime import EXIT_CANCELLED, EXIT_OK, EXIT_REPORTED_FAILURE
 from runbatch.wire.jobs import ShardAssignment
-from worker.executors.base import Executor, LaunchSpec, RuntimeHandle
+from worker.executors.base import Executor, LaunchRefused, LaunchSpec, RuntimeHandle
 from worker.settings import WorkerSettings
 
 __all__ = ["ShardRunner"]
@@ -81,9 +81,11 @@ class _Heartbeat:
         shard_id: uuid.UUID,
         attempt: int,
         interval: float,
-        handle: RuntimeHandle,
     ) -> None:
-        self.client, self.shard_id, self.attempt, self.handle = client, shard_id, attempt, handle
+        self.client, self.shard_id, self.attempt = client, shard_id, attempt
+        # Beats start at the claim: preparing a runtime (building its image) may take minutes.
+        self.handle: RuntimeHandle | None = None
+        self._lock = threading.Lock()
         self.stopped_on_request = False
         self._done = threading.Event()
         self._interval = interval
@@ -96,16 +98,29 @@ class _Heartbeat:
                 ack = self.client.heartbeat(self.shard_id, self.attempt)
             except NotFoundError:  # its job (or database) was deleted: nothing will take the output
                 log.warning("shard %s no longer exists; stopping its runtime", self.shard_id)
-                self.stopped_on_request = True
-                self.handle.kill()
+                self._stop()
                 return
             except RunbatchError as exc:
                 log.warning("heartbeat for shard %s failed: %s", self.shard_id, exc)
                 continue
             if ack.cancel:
-                self.stopped_on_request = True
-                self.handle.kill()
+                self._stop()
                 return
+
+    def _stop(self) -> None:
+        with self._lock:
+            self.stopped_on_request = True
+            handle = self.handle
+        if handle is not None:
+            handle.kill()
+
+    def attach(self, handle: RuntimeHandle) -> None:
+        """The runtime, once started; killed at once when a stop came while it was being prepared."""
+        with self._lock:
+            self.handle = handle
+            stopped = self.stopped_on_request
+        if stopped:
+            handle.kill()
 
     def close(self) -> None:
         self._done.set()
@@ -186,10 +201,12 @@ class ShardRunner:
             RUNBATCH_SHARD_TOKEN=assignment.token,
         )
         tail: collections.deque[str] = collections.deque(maxlen=20)
+        beat = _Heartbeat(self.client, shard_id, work.attempt, self.settings.heartbeat_interval_s)
         try:
             handle = self.executor.launch(
                 LaunchSpec(
                     job_name=work.job_name,
+                    job_id=str(work.job_id),
                     shard_index=work.index,
                     attempt=work.attempt,
                     env=env,
@@ -205,18 +222,24 @@ class ShardRunner:
                 )
             )
         except Exception as exc:
+            beat.close()
+            message = f"The runtime could not be started: {exc}"
+            shipper.add(f"[runbatch] {message}")
             shipper.close()
-            self._report(
-                shard_id, work.attempt, -1, f"The runtime could not be started: {exc}", retryable=True
-            )
+            self._report(shard_id, work.attempt, -1, message, retryable=not isinstance(exc, LaunchRefused))
             return
+        beat.attach(handle)
         with self._lock:
             self._running[shard_id] = handle
-        beat = _Heartbeat(self.client, shard_id, work.attempt, self.settings.heartbeat_interval_s, handle)
         try:
-            for line in handle.lines():
-                shipper.add(line)
-                tail.append(line)
+            try:
+                for line in handle.lines():
+                    shipper.add(line)
+                    tail.append(line)
+            except Exception as exc:  # the log stream broke (engine restart): end the runtime, report it
+                log.warning("reading the output of shard %s failed: %s; stopping its runtime", shard_id, exc)
+                tail.append(f"[runbatch] reading the runtime's output failed: {exc}")
+                handle.kill()
             code = handle.wait()
         finally:
             beat.close()

@@ -243,6 +243,13 @@ _SPILL_BUCKET_BYTES = 128 << 20
 _MAX_SPILL_BUCKETS = 256
 
 
+def _partition_keys(values: pa.Array | pa.ChunkedArray) -> pd.Series:
+    """Partition values as text (None for null), whatever the batch: pandas would turn an integer
+    column with a null into floats, which hash differently, and merge integers above 2**53."""
+    text = values if pa.types.is_string(values.type) else values.cast(pa.string())
+    return pd.Series(text.to_pylist(), dtype=object)
+
+
 class _Spill:
     """This shard's rows of a partitioned job, routed by partition hash into local Parquet buckets.
 
@@ -262,7 +269,7 @@ class _Spill:
         if column is None:
             self._write(0, batch)
             return int(batch.num_rows)
-        hashes = pd.util.hash_pandas_object(batch.column(column).to_pandas(), index=False).to_numpy()
+        hashes = pd.util.hash_pandas_object(_partition_keys(batch.column(column)), index=False).to_numpy()
         shards = self.cfg.partition_shards
         mine = hashes % shards == self.cfg.shard_index
         bucket = (hashes // shards) % self.buckets
@@ -290,7 +297,7 @@ class _Spill:
             if column is None:
                 yield None, table
                 continue
-            codes, _ = pd.factorize(table.column(column).to_pandas(), use_na_sentinel=False)
+            codes, _ = pd.factorize(_partition_keys(table.column(column)), use_na_sentinel=False)
             order = np.argsort(codes, kind="stable")
             table = table.take(pa.array(order))
             sorted_codes = codes[order]

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from worker.executors.base import LaunchSpec
+from worker.executors.base import LaunchRefused, LaunchSpec
 from worker.executors.docker import DockerExecutor, GpuInventory, container_name, resource_limits
 
 # A stand-in runtime: prints, optionally holds memory, then exits with the code it is given.
@@ -53,6 +53,7 @@ def executor(images: Any, stand_in_image: str, tmp_path: Path) -> Iterator[Docke
         gpus=["0", "1", "2"],
     )
     yield executor
+    executor.close()
     for container in executor.client.containers.list(
         all=True, filters={"label": f"org.runbatch.worker={executor.worker_name}"}
     ):
@@ -61,6 +62,7 @@ def executor(images: Any, stand_in_image: str, tmp_path: Path) -> Iterator[Docke
 
 def _spec(job: str, **kwargs: Any) -> LaunchSpec:
     env = kwargs.pop("env", {})
+    kwargs.setdefault("job_id", f"{job.lower()}-id")
     return LaunchSpec(
         job_name=job, shard_index=kwargs.pop("shard", 1), attempt=kwargs.pop("attempt", 2), env=env, **kwargs
     )
@@ -82,6 +84,7 @@ def test_names_labels_and_limits_are_docker_s(executor: DockerExecutor, docker_c
     labels = {k: v for k, v in container.labels.items() if k.startswith("org.runbatch.")}
     assert labels == {
         "org.runbatch.job": "BATCH_JOB_A",
+        "org.runbatch.job_id": "batch_job_a-id",
         "org.runbatch.shard": "1",
         "org.runbatch.attempt": "2",
         "org.runbatch.host": socket.gethostname(),
@@ -122,12 +125,15 @@ def test_out_of_memory_names_memory_requests(executor: DockerExecutor) -> None:
 
 
 def test_orphans_of_dead_workers_are_removed(
-    executor: DockerExecutor, docker_client: Any, stand_in_image: str
+    executor: DockerExecutor, images: Any, docker_client: Any, stand_in_image: str, tmp_path: Path
 ) -> None:
     host = socket.gethostname()
-    started = {}
-    for owner in (f"{host}:999999:dead01", f"{host}:{os.getppid()}:alive1", f"{host}:{os.getpid()}:older1"):
-        started[owner] = docker_client.containers.run(
+    # A live sibling worker (it holds its lock), and a dead one (its lock file is left, unheld).
+    sibling = DockerExecutor(images, worker_name=f"{host}:1:alive1", host=host, cache_dir=executor.cache_dir)
+    (executor.cache_dir.parent / "workers" / f"{host}_1_dead01.lock").write_text("")
+    owners = (f"{host}:1:dead01", f"{host}:1:alive1", f"{host}:1:unknown")
+    for owner in owners:
+        docker_client.containers.run(
             stand_in_image,
             name=container_name(f"ORPHAN_{owner.rsplit(':', 1)[1]}", 0, 1),
             labels={"org.runbatch.host": host, "org.runbatch.worker": owner, "org.runbatch.job": "ORPHANS"},
@@ -135,16 +141,31 @@ def test_orphans_of_dead_workers_are_removed(
             detach=True,
         )
     try:
-        removed = executor.remove_orphans()
-        # The dead pid's, and an earlier worker's under this very pid (a restarted container).
-        assert sorted(removed) == ["runbatch-orphan_dead01-0-1", "runbatch-orphan_older1-0-1"]
+        # Only the dead worker's: a worker with no lock file here is another volume's, not ours to judge.
+        assert executor.remove_orphans() == ["runbatch-orphan_dead01-0-1"]
         left = docker_client.containers.list(all=True, filters={"label": "org.runbatch.job=ORPHANS"})
-        assert [c.name for c in left] == ["runbatch-orphan_alive1-0-1"]
+        assert sorted(c.name for c in left) == ["runbatch-orphan_alive1-0-1", "runbatch-orphan_unknown-0-1"]
+        sibling.close()  # a worker that signs off releases its lock and removes its file
+        assert not (executor.cache_dir.parent / "workers" / f"{host}_1_alive1.lock").exists()
     finally:
         for container in docker_client.containers.list(
             all=True, filters={"label": "org.runbatch.job=ORPHANS"}
         ):
             container.remove(force=True)
+
+
+def test_another_job_of_the_same_name_gets_its_own_container(
+    executor: DockerExecutor, docker_client: Any
+) -> None:
+    first = executor.launch(_spec("SAME", env={"TICKS": "60"}, job_id="aaaaaaaa-1111"))
+    second = executor.launch(_spec("SAME", env={"TICKS": "60"}, job_id="bbbbbbbb-2222"))
+    assert (first.container.name, second.container.name) == (
+        "runbatch-same-1-2",
+        "runbatch-same-1-2-bbbbbbbb",
+    )
+    for handle in (first, second):
+        handle.kill()
+        handle.wait()
 
 
 def test_gpu_requests_take_devices_from_the_inventory() -> None:
@@ -153,8 +174,10 @@ def test_gpu_requests_take_devices_from_the_inventory() -> None:
     assert taken == ["0", "1"] and gpus.free == ["2"]
     (request,) = GpuInventory.device_requests(taken)
     assert (request["DeviceIDs"], request["Capabilities"], request["Driver"]) == (["0", "1"], [["gpu"]], "")
-    with pytest.raises(RuntimeError, match=r"^gpu_requests=2 but this worker has 1 free GPU"):
-        gpus.take("2")
+    with pytest.raises(RuntimeError, match=r"^No 2 GPU\(s\) became free in 0.1s\.$"):
+        gpus.take("2", timeout=0.1)  # waits for other shards' GPUs, up to the timeout
+    with pytest.raises(LaunchRefused, match=r"^gpu_requests=4 but this worker has 3 GPU\(s\) in all"):
+        gpus.take("4")
     gpus.give_back(taken)
     assert sorted(gpus.free) == ["0", "1", "2"]
     assert gpus.take(None) == [] and GpuInventory.device_requests([]) == []

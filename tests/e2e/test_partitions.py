@@ -85,6 +85,10 @@ def test_row_wise_table_function_batches_hold_one_partition(session: Session, fr
     pd.testing.assert_frame_equal(out[["ID", "P", "X"]], data)
     np.testing.assert_array_equal(out["Y"].to_numpy(), data["X"].to_numpy() * 2.0)
     assert set(out["PARTS_IN_CALL"]) == {1}
+    # mv.run keeps rows where they were, whatever the caller's index.
+    backwards = data.iloc[::-1]
+    local = mv.run(backwards, function_name="predict", partition_column="P")
+    np.testing.assert_array_equal(local["Y"].to_numpy(), backwards["X"].to_numpy() * 2.0)
     # Without a partition column, batches mix partitions and rows stay 1:1.
     mixed = _run(mv, session, data, "mixed").sort_values("ID").reset_index(drop=True)
     assert len(mixed) == 3_000 and mixed["PARTS_IN_CALL"].max() > 1

@@ -6,7 +6,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-__all__ = ["Executor", "LaunchSpec", "RuntimeHandle"]
+__all__ = ["Executor", "LaunchRefused", "LaunchSpec", "RuntimeHandle"]
+
+
+class LaunchRefused(Exception):
+    """This shard's runtime can never start here (a retry would fail the same way)."""
 
 
 @dataclass(frozen=True)
@@ -15,6 +19,7 @@ class LaunchSpec:
     shard_index: int
     attempt: int
     env: dict[str, str] = field(repr=False)  # holds the shard token: never log it
+    job_id: str = ""
     cpu_requests: str | None = None
     memory_requests: str | None = None
     gpu_requests: str | None = None

@@ -1,8 +1,8 @@
 """One runtime container per shard attempt (``RUNBATCH_EXECUTOR=docker``).
 
-Containers are named ``runbatch-<job>-<shard>-<attempt>`` and labelled with job, shard,
-attempt, host and worker, so a redelivered launch finds its container instead of starting a
-second, and a worker that starts after a crash removes what its dead predecessors left.
+Containers are named ``runbatch-<job>-<shard>-<attempt>`` and labelled with job (name and id),
+shard, attempt, host and worker, so a second launch of one attempt finds its container instead of
+starting another, and a worker that starts removes what dead workers of its host left.
 ``cpu_requests`` / ``memory_requests`` become the container's CPU and memory limits (no swap,
 so an overrun is an out-of-memory kill, reported as such); ``gpu_requests`` takes that many
 GPUs from the worker's inventory. Model versions are cached per host in a shared volume.
@@ -10,6 +10,7 @@ GPUs from the worker's inventory. Model versions are cached per host in a shared
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import re
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from runbatch.compute import parse_cpu, parse_gpu, parse_memory
-from worker.executors.base import LaunchSpec
+from worker.executors.base import LaunchRefused, LaunchSpec
 from worker.executors.process import cpu_count_for
 from worker.images import ImageBuilder
 
@@ -37,6 +38,7 @@ log = logging.getLogger("runbatch.worker")
 CONTAINER_CACHE = "/var/cache/runbatch"
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 _LABEL = "org.runbatch"
+_MAX_LINE = 64 << 10
 
 
 def container_name(job_name: str, shard: int, attempt: int) -> str:
@@ -60,28 +62,33 @@ class GpuInventory:
     """The GPUs a worker offers, handed to shards whole and taken back when their container ends."""
 
     def __init__(self, device_ids: list[str]) -> None:
+        self._all = list(device_ids)
         self._free = list(device_ids)
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
 
     @property
     def free(self) -> list[str]:
         with self._lock:
             return list(self._free)
 
-    def take(self, gpu_requests: str | None) -> list[str]:
+    def take(self, gpu_requests: str | None, timeout: float | None = None) -> list[str]:
+        """GPUs for one shard, waiting while other shards hold them (the shard heartbeats meanwhile)."""
         wanted = parse_gpu(gpu_requests) if gpu_requests else 0
+        if wanted > len(self._all):
+            raise LaunchRefused(
+                f"gpu_requests={gpu_requests} but this worker has {len(self._all)} GPU(s) in all "
+                "(RUNBATCH_GPUS); run GPU jobs on a pool whose workers have enough."
+            )
         with self._lock:
-            if wanted > len(self._free):
-                raise RuntimeError(
-                    f"gpu_requests={gpu_requests} but this worker has {len(self._free)} free GPU(s) "
-                    f"({len(self._free)} of its inventory); the shard is retried on a worker with room."
-                )
+            if not self._lock.wait_for(lambda: len(self._free) >= wanted, timeout):
+                raise RuntimeError(f"No {wanted} GPU(s) became free in {timeout}s.")
             taken, self._free = self._free[:wanted], self._free[wanted:]
         return taken
 
     def give_back(self, device_ids: list[str]) -> None:
         with self._lock:
             self._free.extend(d for d in device_ids if d not in self._free)
+            self._lock.notify_all()
 
     @staticmethod
     def device_requests(device_ids: list[str]) -> list[Any]:
@@ -103,10 +110,14 @@ class DockerHandle:
     def lines(self) -> Iterator[str]:
         pending = b""
         for chunk in self.container.logs(stream=True, follow=True, stdout=True, stderr=True):
-            pending += chunk
+            # Progress bars redraw with carriage returns: those end lines too, as in text mode.
+            pending += chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
             *complete, pending = pending.split(b"\n")
             for line in complete:
-                yield line.decode("utf-8", errors="replace").rstrip("\r")
+                yield line.decode("utf-8", errors="replace")
+            while len(pending) > _MAX_LINE:
+                yield pending[:_MAX_LINE].decode("utf-8", errors="replace")
+                pending = pending[_MAX_LINE:]
         if pending:
             yield pending.decode("utf-8", errors="replace")
 
@@ -165,18 +176,24 @@ class DockerExecutor:
         self.worker_name = worker_name
         self.host = host
         self.cache_dir = cache_dir
-        self._images = {"cpu": cpu_image, "gpu": gpu_image}
+        self._images: dict[str, str | None] = {"cpu": cpu_image, "gpu": gpu_image}
         self.gpus = GpuInventory(gpus or [])
         self.mounts = list(mounts or [])
         self._image_lock = threading.Lock()
+        self._forced: set[tuple[str, str]] = set()
         # Runtimes run as an unprivileged user; the shared model cache must be theirs to fill.
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.cache_dir, 0o1777)
+        # Held for the worker's lifetime: another worker's orphan sweep on this host tests it.
+        self._workers_dir = self.cache_dir.parent / "workers"
+        self._workers_dir.mkdir(parents=True, exist_ok=True)
+        self._liveness: Any = open(self._workers_dir / f"{_safe(worker_name)}.lock", "w")  # noqa: SIM115
+        fcntl.flock(self._liveness, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
     def runtime_image(self, kind: str) -> str:
         with self._image_lock:
             image = self._images.get(kind)
-            if image is None:
+            if image is None or not self.images.exists(image):  # not built yet, or pruned by a newer build
                 image = self.images.runtime_image(kind)
                 self._images[kind] = image
             return image
@@ -184,6 +201,7 @@ class DockerExecutor:
     def _labels(self, spec: LaunchSpec) -> dict[str, str]:
         return {
             f"{_LABEL}.job": spec.job_name,
+            f"{_LABEL}.job_id": spec.job_id,
             f"{_LABEL}.shard": str(spec.shard_index),
             f"{_LABEL}.attempt": str(spec.attempt),
             f"{_LABEL}.host": self.host,
@@ -191,31 +209,45 @@ class DockerExecutor:
         }
 
     def _existing(self, spec: LaunchSpec) -> Any | None:
-        """The container of this very attempt, when a redelivered launch finds one still running."""
+        """The running container of this very attempt (a launch repeated after a worker's hiccup)."""
         labels = self._labels(spec)
-        filters = {
-            "label": [f"{k}={labels[k]}" for k in (f"{_LABEL}.job", f"{_LABEL}.shard", f"{_LABEL}.attempt")]
-        }
-        for container in self.client.containers.list(all=True, filters=filters):
+        keys = (f"{_LABEL}.job_id", f"{_LABEL}.shard", f"{_LABEL}.attempt")
+        for container in self.client.containers.list(
+            all=True, filters={"label": [f"{k}={labels[k]}" for k in keys]}
+        ):
             if container.status == "running":
                 return container
             container.remove(force=True)
         return None
 
+    def _name(self, spec: LaunchSpec) -> str:
+        """``runbatch-<job>-<shard>-<attempt>``, with the job's id appended when another job (the same
+        name in another schema, or a deleted job) holds that name."""
+        import docker.errors
+
+        name = container_name(spec.job_name, spec.shard_index, spec.attempt)
+        try:
+            holder = self.client.containers.get(name)
+        except docker.errors.NotFound:
+            return name
+        return name if holder.labels.get(f"{_LABEL}.job_id") == spec.job_id else f"{name}-{spec.job_id[:8]}"
+
     def image_for(self, spec: LaunchSpec) -> str:
         if spec.python_version and spec.python_version != "3.11":
-            raise RuntimeError(
+            raise LaunchRefused(
                 f"The model was logged with python_version {spec.python_version}; runtime images run Python "
                 "3.11. Log the model with python_version='3.11'."
             )
-        runtime = self.runtime_image("gpu" if spec.gpu_requests else "cpu")
-        return self.images.model_image(
-            runtime,
-            spec.pip_requirements,
-            spec.conda_dependencies,
-            force=spec.force_rebuild,
-            repository=spec.image_repo,
+        kind = "gpu" if spec.gpu_requests else "cpu"
+        runtime = self.runtime_image(kind)
+        # force_rebuild builds the model's image again once per job, not once per shard.
+        force = spec.force_rebuild and (spec.job_id, kind) not in self._forced
+        image = self.images.model_image(
+            runtime, spec.pip_requirements, spec.conda_dependencies, force=force, repository=spec.image_repo
         )
+        if force:
+            self._forced.add((spec.job_id, kind))
+        return image
 
     def launch(self, spec: LaunchSpec) -> DockerHandle:
         existing = self._existing(spec)
@@ -236,10 +268,11 @@ class DockerExecutor:
         volumes = {str(self.cache_dir): {"bind": CONTAINER_CACHE, "mode": "rw"}}
         volumes.update({path: {"bind": path, "mode": "rw"} for path in self.mounts})
         gpus = self.gpus.take(spec.gpu_requests)
+        name = self._name(spec)
         try:
             container = self.client.containers.run(
                 image,
-                name=container_name(spec.job_name, spec.shard_index, spec.attempt),
+                name=name,
                 labels=self._labels(spec),
                 environment=env,
                 network_mode="host",
@@ -250,38 +283,54 @@ class DockerExecutor:
             )
         except Exception:
             self.gpus.give_back(gpus)
+            self._remove(name)  # created but not started (a device or mount error)
             raise
         return DockerHandle(container, spec.memory_requests, lambda: self.gpus.give_back(gpus))
 
+    def _remove(self, name: str) -> None:
+        import docker.errors
+
+        try:
+            self.client.containers.get(name).remove(force=True)
+        except docker.errors.APIError:
+            pass
+
     def remove_orphans(self) -> list[str]:
-        """Remove this host's runbatch containers whose worker process is gone; their shards are retried
-        by the control plane's reaper. Returns the names removed."""
+        """Remove this host's runbatch containers whose worker is gone; their shards are retried by the
+        control plane's reaper. Returns the names removed."""
         removed = []
         for container in self.client.containers.list(
             all=True, filters={"label": f"{_LABEL}.host={self.host}"}
         ):
             owner = container.labels.get(f"{_LABEL}.worker", "")
-            if owner == self.worker_name or _worker_alive(owner, self.host):
+            if owner == self.worker_name or self._alive(owner):
                 continue
             container.remove(force=True)
             removed.append(container.name)
         return removed
 
+    def _alive(self, worker: str) -> bool:
+        """A worker is alive while it holds the lock on its file in the shared cache folder (process ids
+        say nothing across containers). A worker without a file here is not ours to judge: alive."""
+        path = self._workers_dir / f"{_safe(worker)}.lock"
+        if not path.exists():
+            return True
+        with open(path, "a") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(f, fcntl.LOCK_UN)
+        path.unlink(missing_ok=True)
+        return False
+
     def close(self) -> None:
-        """Nothing idles between launches: containers end with their shards."""
+        """Nothing idles between launches: containers end with their shards. Releases the liveness lock."""
+        if self._liveness is not None:
+            (self._workers_dir / f"{_safe(self.worker_name)}.lock").unlink(missing_ok=True)
+            self._liveness.close()
+            self._liveness = None
 
 
-def _worker_alive(name: str, host: str) -> bool:
-    """Whether the worker named ``host:pid:hex`` is still a process of this host."""
-    parts = name.split(":")
-    if len(parts) != 3 or parts[0] != host or not parts[1].isdigit():
-        return False
-    if int(parts[1]) == os.getpid():
-        return False  # our own pid under another name: a previous worker of this container
-    try:
-        os.kill(int(parts[1]), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _safe(name: str) -> str:
+    return re.sub(r"[^a-zA-Z0-9_.-]", "_", name)

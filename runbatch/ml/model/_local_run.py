@@ -46,6 +46,9 @@ def _call(
         return fn(frame, params)
     if partitions is None:
         return fn(frame, params).reset_index(drop=True)
+    # Positions, not the caller's index (which may repeat or run backwards), say where rows go.
+    frame = frame.reset_index(drop=True)
+    partitions = partitions.reset_index(drop=True)
     pieces = []
     for key, part in frame.groupby(partitions.to_numpy(), sort=False, dropna=False):
         out = fn(part, params)

@@ -187,3 +187,33 @@ def test_a_row_wise_function_must_keep_the_row_count(storage: Storage) -> None:
         "Function predict returned 1 rows for 10 input rows. Only partitioned functions (@partitioned_api) may "
         "return a different number of rows than they are given."
     )
+
+
+def test_a_partition_is_whole_even_when_some_batches_hold_nulls(storage: Storage) -> None:
+    # Batches of an int64 key column: pandas makes floats of the ones with a null, which would hash
+    # 5 and 5.0 apart and split partition 5 between shards.
+    keys = pa.array([5, 7, None, 5, 2**53 + 1, 2**53, 7, 5, None, 2**53 + 1] * 30, pa.int64())
+    with storage.open_output_stream("in/k.parquet") as sink:
+        pq.write_table(pa.table({"K": keys, "X": pa.array(range(300), pa.int64())}), sink, row_group_size=7)
+    fn = ModelFunction("predict", PART_SIG, _stats, "TABLE_FUNCTION", True)
+    seen = []
+    for shard in range(2):
+        cfg = _cfg(
+            storage,
+            [InputSlice(key="in/k.parquet", offset=0, rows=300)],
+            output_prefix=f"out/k{shard}",
+            shard_index=shard,
+            partition_column="K",
+            partition_shards=2,
+            batch_rows=4,
+        )
+        files = run_pipeline(fn, cfg, lambda rows: None)
+        seen += [pq.read_table(storage.open_input_file(f.key)).to_pylist() for f in files]
+    rows = sorted(((r["K"] is None, r["K"] or 0), r["n"]) for part in seen for r in part)
+    assert rows == [
+        ((False, 5), 90),
+        ((False, 7), 60),
+        ((False, 2**53), 30),
+        ((False, 2**53 + 1), 60),
+        ((True, 0), 60),
+    ]
