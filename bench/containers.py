@@ -61,6 +61,7 @@ def first_row(folder: Path, moto: MotoServer, env: dict[str, str], repeat: int) 
     data = pd.DataFrame(rng.normal(size=(20_000, 4)), columns=["A", "B", "C", "D"])
     model = LogisticRegression().fit(data, data.A > 0)
     times = []
+    folder.mkdir(parents=True)
     with running_cluster(folder, moto, workers=1, worker_env=env) as cluster:
         session = cluster.session()
         session.sql("CREATE DATABASE BENCH").collect()
