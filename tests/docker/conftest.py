@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,11 +20,12 @@ def docker_client() -> Any:
 
 
 @pytest.fixture(scope="session")
-def images(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+def images(docker_client: Any) -> Any:
     from worker.images import ImageBuilder
 
-    # The lock folder is shared by xdist's processes, so the image is built by one of them.
-    return ImageBuilder(docker_client, lock_dir=Path("/tmp/runbatch-test-image-locks"))
+    # The default lock folder is shared by xdist's processes and `runbatch images build`, so an
+    # image is built by one of them while the others wait for it.
+    return ImageBuilder(docker_client)
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 from sklearn.linear_model import LogisticRegression
 
 from runbatch.ml.model import custom_model
@@ -14,6 +15,9 @@ from runbatch.ml.model.batch import JobSpec, OutputSpec
 from runbatch.ml.registry import Registry
 from tests.e2e.models import Sleeper
 from tests.services import Cluster
+
+# The first test of a run may wait for the runtime image to be built (a few minutes on a new machine).
+pytestmark = pytest.mark.timeout(900)
 
 POOL = "SYSTEM_COMPUTE_POOL_CPU"
 

@@ -15,6 +15,9 @@ import pytest
 from worker.executors.base import LaunchRefused, LaunchSpec
 from worker.executors.docker import DockerExecutor, GpuInventory, container_name, resource_limits
 
+# The first test of a run may wait for the runtime image to be built (a few minutes on a new machine).
+pytestmark = pytest.mark.timeout(900)
+
 # A stand-in runtime: prints, optionally holds memory, then exits with the code it is given.
 _SCRIPT = (
     "import os, sys, time\n"

@@ -7,7 +7,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from worker.images import RUNTIME_REPOSITORY
+
+# The first test of a run may wait for the runtime image to be built (a few minutes on a new machine).
+pytestmark = pytest.mark.timeout(900)
 
 ROOT = Path(__file__).resolve().parents[2]
 
