@@ -9,10 +9,12 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
+import pyarrow as pa
 from pydantic import BaseModel, TypeAdapter
 
 from runbatch import __version__
-from runbatch.errors import ServiceUnavailableError, TransportError, error_for_code
+from runbatch.errors import InternalError, ServiceUnavailableError, TransportError, error_for_code
+from runbatch.stage.s3 import ChunkReader
 from runbatch.wire.jobs import (
     JobCreate,
     JobPublic,
@@ -32,12 +34,14 @@ from runbatch.wire.jobs import (
     ShardWork,
 )
 from runbatch.wire.registry import ModelPublic, ModelVersionPublic
-from runbatch.wire.resources import ComputePoolPublic, SqlRequest, SqlResult, StageFilePublic
+from runbatch.wire.resources import ComputePoolPublic, SqlRequest, SqlResult, StageFilePublic, TablePublic
 from runbatch.wire.workers import WorkerPublic, WorkerRegister
 
-__all__ = ["ControlPlaneClient"]
+__all__ = ["ARROW_STREAM", "ControlPlaneClient"]
 
 T = TypeVar("T")
+
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
 
 
 def _seg(name: str) -> str:
@@ -125,6 +129,45 @@ class ControlPlaneClient:
         return self._send(
             "POST", "/sql", SqlRequest(sql=sql, database=database, schema=schema), SqlResult, idempotent=False
         )
+
+    def query(self, sql: str, *, database: str | None, schema: str | None) -> pa.RecordBatchReader:
+        """A query's rows, read from the response one record batch at a time."""
+        body = SqlRequest(sql=sql, database=database, schema=schema).model_dump(mode="json", by_alias=True)
+        request = self._http.build_request("POST", "/sql", json=body, headers={"Accept": ARROW_STREAM})
+        try:
+            response = self._http.send(request, stream=True)
+        except httpx.TransportError as exc:
+            raise TransportError(
+                f"Cannot reach the runbatch control plane at {self.base_url}: {exc}"
+            ) from None
+        if response.is_error:
+            response.read()
+            response.close()
+            raise self._error(response)
+        try:
+            reader = pa.ipc.open_stream(ChunkReader(response.iter_bytes(1 << 20)))
+        except BaseException:
+            response.close()
+            raise
+
+        def _batches() -> Iterator[pa.RecordBatch]:
+            try:
+                yield from reader
+            except (pa.ArrowInvalid, httpx.HTTPError) as exc:
+                # The server failed after the first rows were sent; the error cannot be an error body.
+                raise InternalError(f"The query failed while its rows were streaming: {exc}") from None
+            finally:
+                response.close()
+
+        return pa.RecordBatchReader.from_batches(reader.schema, _batches())
+
+    def save_table(
+        self, database: str, schema: str, table: str, content: bytes | Iterable[bytes], *, mode: str
+    ) -> TablePublic:
+        """Store one Parquet file as the table's data (``mode`` as in ``save_as_table``)."""
+        url = f"/databases/{_seg(database)}/schemas/{_seg(schema)}/tables/{_seg(table)}/data"
+        response = self._request("PUT", url, content=content, params={"mode": mode}, idempotent=False)
+        return TablePublic.model_validate(response.json())
 
     @staticmethod
     def _stage(database: str, schema: str, stage: str) -> str:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from runbatch.client import ControlPlaneClient
 from runbatch.errors import InvalidArgumentError
-from runbatch.identifiers import resolve_identifier
+from runbatch.identifiers import complete_name, parse_qualified_name, qualified, resolve_identifier
 from runbatch.stage.paths import StagePath, parse_stage_path
 from runbatch.wire.resources import SqlResult
 
@@ -46,6 +48,23 @@ class Connection:
         result = self.client.sql(text, database=self.database, schema=self.schema)
         self.database, self.schema = result.database, result.schema_
         return result
+
+    def query(self, text: str) -> pa.RecordBatchReader:
+        return self.client.query(text, database=self.database, schema=self.schema)
+
+    def table_name(self, name: str | Iterable[str]) -> tuple[str, str, str]:
+        """``[db.][schema.]table`` (or its parts) completed with the current database and schema."""
+        parts = parse_qualified_name(name) if isinstance(name, str) else [resolve_identifier(p) for p in name]
+        if not 1 <= len(parts) <= 3:
+            raise InvalidArgumentError(f"{name!r} is not a table name of the form [database.][schema.]table.")
+        db, sch, table = complete_name(parts, self.database, self.schema)
+        if db is None or sch is None:
+            raise InvalidArgumentError(
+                f"Cannot resolve the table {qualified(*parts)}: there is no current "
+                f"{'database' if db is None else 'schema'}. Qualify it (DB.SCHEMA.TABLE) or call "
+                "session.use_database / use_schema first."
+            )
+        return db, sch, table
 
     def stage_path(self, text: str) -> StagePath:
         return parse_stage_path(text, database=self.database, schema=self.schema)

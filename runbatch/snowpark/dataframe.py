@@ -1,7 +1,8 @@
 """Mirror of ``snowflake.snowpark.DataFrame`` for what batch inference needs.
 
 A DataFrame is a lazy plan: rows held by the client (``create_dataframe``), Parquet files
-on a stage (``session.read.parquet``), or a statement's result (``session.sql``). Nothing
+on a stage (``session.read.parquet``), or a statement's result (``session.sql``,
+``session.table``; queries run on the control plane and stream back as Arrow). Nothing
 runs until an action (``collect``, ``to_pandas``, ``count``, ``show``).
 """
 
@@ -19,7 +20,9 @@ from runbatch.errors import InvalidArgumentError
 from runbatch.identifiers import format_identifier
 from runbatch.snowpark.row import Row
 from runbatch.snowpark.types import StructField, StructType, arrow_to_type
+from runbatch.snowpark.writer import DataFrameWriter
 from runbatch.stage.paths import StagePath, compile_pattern, pattern_matches
+from runbatch.wire.resources import is_query
 
 if TYPE_CHECKING:
     from runbatch.snowpark.session import Session
@@ -97,6 +100,9 @@ class DataFrame:
             if not tables:
                 raise InvalidArgumentError(f"No Parquet files found at {plan.location.as_dir()}.")
             return pa.concat_tables(tables, promote_options="default")
+        if self._sql_result is None and is_query(plan.text):
+            # The server streams the rows; an action needs them all, so they are gathered here.
+            self._sql_result = self._session._conn.query(plan.text).read_all()
         if self._sql_result is None:
             result = self._session._conn.sql(plan.text)
             columns = {c: pa.array([r[i] for r in result.rows]) for i, c in enumerate(result.columns)}
@@ -135,6 +141,10 @@ class DataFrame:
         if isinstance(plan, StageFiles):
             return sum(self._read_stage_file(p).num_rows for p in self._stage_files())
         return int(self._arrow().num_rows)
+
+    @property
+    def write(self) -> DataFrameWriter:
+        return DataFrameWriter(self)
 
     # -- metadata ---------------------------------------------------------------------------------
     @property

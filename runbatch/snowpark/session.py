@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from runbatch.errors import InvalidArgumentError
-from runbatch.identifiers import resolve_identifier
+from runbatch.identifiers import qualified, resolve_identifier
 from runbatch.snowpark._connection import Connection, connect
 from runbatch.snowpark.dataframe import DataFrame, DataFrameReader, LocalRows, SqlStatement
 from runbatch.snowpark.row import Row
@@ -200,6 +200,11 @@ class Session:
         if params is not None:
             raise InvalidArgumentError("Bind parameters in session.sql are not supported; inline the values.")
         return DataFrame(self, SqlStatement(query))
+
+    def table(self, name: str | list[str] | tuple[str, ...]) -> DataFrame:
+        """A table saved with ``save_as_table``; read when an action runs."""
+        database, schema, table = self._conn.table_name(name)
+        return DataFrame(self, SqlStatement(f"SELECT * FROM {qualified(database, schema, table)}"))
 
     @property
     def read(self) -> DataFrameReader:

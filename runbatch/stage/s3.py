@@ -19,6 +19,7 @@ from typing import Any, BinaryIO, ClassVar, cast
 from urllib.parse import urlparse
 
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 from minio import Minio
 from minio.commonconfig import CopySource
@@ -29,14 +30,14 @@ from runbatch.errors import InvalidArgumentError, NotFoundError
 from runbatch.stage.paths import normalize_key
 from runbatch.stage.storage import FileEntry, Storage, StorageConfig
 
-__all__ = ["S3Storage"]
+__all__ = ["ChunkReader", "S3Storage"]
 
 _SINGLE_COPY_LIMIT = 5 << 30  # S3's limit for one CopyObject; larger objects are composed
 _PART_SIZE = 64 << 20
 
 
-class _ChunkReader(io.RawIOBase):
-    """A file-like view of an iterator of byte chunks, for minio's streaming put."""
+class ChunkReader(io.RawIOBase):
+    """A file-like view of an iterator of byte chunks (minio's streaming put, Arrow stream readers)."""
 
     def __init__(self, chunks: Iterable[bytes]) -> None:
         self._chunks = iter(chunks)
@@ -119,6 +120,10 @@ class S3Storage(Storage):
         except FileNotFoundError:
             raise NotFoundError(f"File {key!r} does not exist on the stage.") from None
 
+    def parquet_dataset(self, keys: Iterable[str]) -> ds.Dataset:
+        paths = [f"{self.bucket}/{self._object(k)}" for k in keys]
+        return ds.dataset(paths, format="parquet", filesystem=self._fs)
+
     def open_output_stream(self, key: str) -> pa.NativeFile:
         if not normalize_key(key):
             raise InvalidArgumentError("A file name is required to write to a stage.")
@@ -128,7 +133,7 @@ class S3Storage(Storage):
         """One PUT when the data fits in a part (its ETag is then the MD5 LIST reports), multipart above."""
         if not normalize_key(key):
             raise InvalidArgumentError("A file name is required to write to a stage.")
-        reader = _ChunkReader(chunks)
+        reader = ChunkReader(chunks)
         stream = cast(BinaryIO, reader)
         self._minio.put_object(self.bucket, self._object(key), stream, length=-1, part_size=_PART_SIZE)
         return reader.size

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlparse
 
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 from pydantic import BaseModel, Field, SecretStr, SerializationInfo, field_serializer
 
@@ -106,6 +107,11 @@ class Storage(abc.ABC):
         """Remove a folder and everything in it (no-op when absent)."""
 
     @abc.abstractmethod
+    def parquet_dataset(self, keys: Iterable[str]) -> ds.Dataset:
+        """The Parquet files at ``keys`` as one dataset read through this root's own filesystem, so
+        whoever scans it (DuckDB on the control plane) never needs the root's credentials."""
+
+    @abc.abstractmethod
     def local_path(self, key: str, cache_dir: Path) -> Path:
         """A local folder holding ``key`` and everything under it: the folder itself for a local
         root, a per-host cached copy (fetched once, then reused) for a remote one."""
@@ -168,6 +174,9 @@ class LocalStorage(Storage):
 
     def local_path(self, key: str, cache_dir: Path) -> Path:
         return Path(self._path(key))
+
+    def parquet_dataset(self, keys: Iterable[str]) -> ds.Dataset:
+        return ds.dataset([self._path(k) for k in keys], format="parquet", filesystem=self._fs)
 
     def open_input_file(self, key: str) -> pa.NativeFile:
         path = self._path(key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, Literal
 
@@ -22,6 +23,8 @@ __all__ = [
     "StageCredentials",
     "StageFilePublic",
     "StagePublic",
+    "TablePublic",
+    "is_query",
 ]
 
 
@@ -100,6 +103,18 @@ class StageFilePublic(BaseModel):
     path: str = Field(description="Path from the stage root, for the file routes (not a LIST column)")
 
 
+class TablePublic(BaseModel):
+    """A table: Parquet data registered by name (``save_as_table``)."""
+
+    name: str
+    database_name: str
+    schema_name: str
+    rows: int
+    bytes: int
+    created_on: datetime
+    owner: str
+
+
 class ComputePoolCreate(BaseModel):
     name: str
     instance_family: str
@@ -120,6 +135,15 @@ class ComputePoolPublic(BaseModel):
     state: str = Field(default="ACTIVE", description="ACTIVE with live workers, IDLE without")
     workers: list[WorkerPublic] = Field(default_factory=list, description="Live workers serving the pool")
     running_shards: int = 0
+
+
+# A statement is a query when its first keyword (after comments and parentheses) is one of these.
+_QUERY_START = re.compile(r"^(?:\s|--[^\n]*\n?|/\*.*?\*/|\()*(SELECT|WITH)\b", re.IGNORECASE | re.DOTALL)
+
+
+def is_query(sql: str) -> bool:
+    """Whether ``sql`` is a query, whose rows POST /sql streams as Arrow instead of a JSON ``SqlResult``."""
+    return _QUERY_START.match(sql) is not None
 
 
 class SqlRequest(BaseModel):

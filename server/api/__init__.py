@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from server.api import health, jobs, models, resources, shards, sql, stage_files, workers
+from server.api import health, jobs, models, resources, shards, sql, stage_files, tables, workers
 
 __all__ = ["api_router"]
 
@@ -11,6 +11,7 @@ api_router.include_router(health.router)
 api_router.include_router(sql.router)
 api_router.include_router(resources.router)
 api_router.include_router(stage_files.router)
+api_router.include_router(tables.router)
 api_router.include_router(models.router)
 api_router.include_router(jobs.router)
 api_router.include_router(shards.router)

@@ -1,17 +1,41 @@
-"""POST /sql: run one control statement in the caller's current database and schema."""
+"""POST /sql: run one statement in the caller's current database and schema.
 
-from fastapi import APIRouter
+Control statements answer JSON (``SqlResult``). A query (SELECT, WITH) answers an Arrow IPC
+stream, which the client must accept (``Accept: application/vnd.apache.arrow.stream``).
+"""
 
-from runbatch.wire.resources import SqlRequest, SqlResult
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+
+from runbatch.errors import InvalidArgumentError
+from runbatch.wire.resources import SqlRequest, SqlResult, is_query
 from server.deps import ControlPlaneDep, SessionDep, UserDep
 from server.sql.executor import execute_sql
+from server.sql.results import ARROW_STREAM, open_query
 
 router = APIRouter(tags=["sql"])
 
 
-@router.post("/sql")
-def run_sql(body: SqlRequest, session: SessionDep, cp: ControlPlaneDep, user: UserDep) -> SqlResult:
-    """Execute one statement; the result says which database and schema are current afterwards."""
+@router.post(
+    "/sql",
+    response_model=SqlResult,
+    responses={200: {"content": {ARROW_STREAM: {}}, "description": "A query's rows as an Arrow IPC stream"}},
+)
+def run_sql(
+    body: SqlRequest, request: Request, session: SessionDep, cp: ControlPlaneDep, user: UserDep
+) -> SqlResult | StreamingResponse:
+    """Execute one statement; a control statement's result says which database and schema are current."""
+    if is_query(body.sql):
+        if ARROW_STREAM not in request.headers.get("accept", ""):
+            raise InvalidArgumentError(
+                f"A query's rows stream as Arrow IPC: send 'Accept: {ARROW_STREAM}' (the runbatch SDK does)."
+            )
+        result = open_query(
+            session, cp.storage, cp.secrets, body.sql, database=body.database, schema=body.schema_
+        )
+        # Metadata lookups are done: release the connection before the (possibly long) stream.
+        session.close()
+        return StreamingResponse(result.chunks(), media_type=ARROW_STREAM)
     execution = execute_sql(
         session, cp.storage, cp.secrets, user, body.sql, database=body.database, schema=body.schema_
     )

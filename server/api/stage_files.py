@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Iterator
 
 from fastapi import APIRouter, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from runbatch.errors import InvalidArgumentError, NotFoundError, StagePathError, UnsupportedError
+from runbatch.errors import NotFoundError, StagePathError, UnsupportedError
 from runbatch.stage.paths import StagePath, normalize_key
 from runbatch.wire.resources import StageFilePublic
+from server.api.uploads import receive_upload
 from server.control_plane import ControlPlane
 from server.deps import ControlPlaneDep, SessionDep, UserDep
 from server.stages import service as stages
@@ -22,17 +21,6 @@ router = APIRouter(tags=["stages"])
 
 _PREFIX = "/databases/{database}/schemas/{schema}/stages/{stage}/files"
 _CHUNK = 1 << 20
-
-
-class _UploadAborted(Exception):
-    """The client's body ended early: storage must discard the partial file."""
-
-
-class _Abort:
-    pass
-
-
-_ABORTED = _Abort()
 
 
 def _resolve(cp: ControlPlane, database: str, schema: str, stage: str, path: str) -> ResolvedStage:
@@ -73,49 +61,7 @@ async def upload_stage_file(
             f"PUT does not upload to external stages ({resolved.external_url}); copy files into the bucket with your "
             "S3 tools, or upload to an internal stage."
         )
-    # The storage write is blocking; a bounded queue hands chunks to a thread so the event
-    # loop keeps reading the socket and memory stays at a few chunks whatever the file size.
-    # None ends the file; _ABORTED makes the writer raise, so storage discards what it has
-    # (a temporary file, a multipart upload) instead of publishing a truncated file.
-    chunks: queue.Queue[bytes | _Abort | None] = queue.Queue(maxsize=8)
-    result: dict[str, BaseException | int] = {}
-
-    def _drain() -> Iterator[bytes]:
-        while (chunk := chunks.get()) is not None:
-            if isinstance(chunk, _Abort):
-                raise _UploadAborted
-            yield chunk
-
-    def _write() -> None:
-        try:
-            result["size"] = resolved.storage.write_stream(resolved.key, _drain())
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the request below
-            result["error"] = exc
-            if not isinstance(exc, _UploadAborted):
-                while isinstance(chunks.get(), bytes):  # unblock the producer
-                    pass
-
-    writer = threading.Thread(target=_write, name="stage-upload", daemon=True)
-    writer.start()
-    declared = request.headers.get("content-length")
-    received = 0
-    whole = False
-    try:
-        async for chunk in request.stream():
-            if chunk:
-                received += len(chunk)
-                await run_in_threadpool(chunks.put, chunk)
-        whole = declared is None or int(declared) == received
-    finally:
-        await run_in_threadpool(chunks.put, None if whole else _ABORTED)
-        await run_in_threadpool(writer.join)
-    error = result.get("error")
-    if isinstance(error, _UploadAborted):
-        raise InvalidArgumentError(
-            f"The upload of {path!r} ended after {received} of {declared} bytes; nothing was stored. Upload it again."
-        )
-    if isinstance(error, BaseException):
-        raise error
+    await receive_upload(request, resolved.storage, resolved.key, path)
     entry = next(e for e in resolved.storage.list(resolved.key) if e.key == resolved.key)
     return StageFilePublic(
         name=resolved.list_name(resolved.path.path),

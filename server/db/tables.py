@@ -42,6 +42,7 @@ __all__ = [
     "SchemaRow",
     "ShardRow",
     "StageRow",
+    "TableRow",
     "UTCDateTime",
     "WorkerRow",
     "utcnow",
@@ -124,6 +125,29 @@ class StageRow(Base):
     endpoint: Mapped[str | None] = mapped_column(String(1024))
     region: Mapped[str | None] = mapped_column(String(64))
     credentials: Mapped[str | None] = mapped_column(Text)
+
+    schema: Mapped[SchemaRow] = relationship()
+
+
+class TableRow(Base):
+    """A table: Parquet files under ``location`` in the control plane's storage.
+
+    Overwriting writes a new location and swaps it here in one transaction, so readers see the
+    old files or the new ones, never a mix; the old location is purged after the commit.
+    """
+
+    __tablename__ = "tables"
+    __table_args__ = (UniqueConstraint("schema_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    schema_id: Mapped[int] = mapped_column(ForeignKey("schemas.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    comment: Mapped[str | None] = mapped_column(Text)
+    owner: Mapped[str] = mapped_column(String(255))
+    created_on: Mapped[datetime] = mapped_column(default=utcnow)
+    location: Mapped[str] = mapped_column(String(2048))
+    row_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
 
     schema: Mapped[SchemaRow] = relationship()
 

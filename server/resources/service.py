@@ -33,9 +33,9 @@ _ACTIVE_JOB_STATUSES = ("PENDING", "RUNNING", "CANCELLING")
 
 
 def storage_prefixes(database: str, schema: str | None = None) -> list[str]:
-    """The storage folders of a database's (or schema's) stage files and model versions."""
+    """The storage folders of a database's (or schema's) stage files, model versions and tables."""
     path = name_key(database) + (f"/{name_key(schema)}" if schema is not None else "")
-    return [f"stages/{path}", f"registry/{path}"]
+    return [f"stages/{path}", f"registry/{path}", f"tables/{path}"]
 
 
 def _refuse_active_jobs(session: Session, schema_ids: list[object], what: str) -> None:

@@ -31,6 +31,7 @@ from server.sql.statements import (
     parse_statement,
 )
 from server.stages import service as stages
+from server.tables import service as tables
 
 __all__ = ["Execution", "execute_sql"]
 
@@ -186,6 +187,10 @@ def _drop(ctx: _Context, stmt: Drop) -> Execution:
         db, sch, name = _scope(ctx, stmt.parts, 3)
         dropped = stages.drop_stage(ctx.session, db, sch, name, if_exists=stmt.if_exists)
         keys = [stages.stage_root_key(db, sch, name)]
+    elif stmt.kind == "TABLE":
+        db, sch, name = _scope(ctx, stmt.parts, 3)
+        location = tables.drop_table(ctx.session, db, sch, name, if_exists=stmt.if_exists)
+        dropped, keys = location is not None, [location] if location is not None else []
     else:
         (name,) = stmt.parts
         dropped = resources.drop_compute_pool(ctx.session, name, if_exists=stmt.if_exists)
@@ -315,6 +320,25 @@ def _show(ctx: _Context, stmt: Show) -> Execution:
                 s.endpoint or "",
             ]
             for s in stages.list_stages(ctx.session, db, sch)
+        ]
+    elif stmt.kind == "TABLES":
+        db, sch = _scope(ctx, stmt.in_parts, 2) if stmt.in_parts else (ctx.database, ctx.schema)
+        if db is None or sch is None:
+            raise InvalidArgumentError("SHOW TABLES needs a current schema or IN SCHEMA <db>.<schema>.")
+        columns = [
+            "created_on",
+            "name",
+            "database_name",
+            "schema_name",
+            "kind",
+            "comment",
+            "rows",
+            "bytes",
+            "owner",
+        ]
+        rows = [
+            [_ts(t.created_on), t.name, db, sch, "TABLE", t.comment or "", t.row_count, t.bytes, t.owner]
+            for t in tables.list_tables(ctx.session, db, sch)
         ]
     else:
         columns = [

@@ -58,7 +58,7 @@ class CreateComputePool:
 
 @dataclass(frozen=True)
 class Drop:
-    kind: str  # DATABASE, SCHEMA, STAGE, COMPUTE POOL
+    kind: str  # DATABASE, SCHEMA, STAGE, TABLE, COMPUTE POOL
     parts: list[str]
     if_exists: bool
 
@@ -83,7 +83,7 @@ class RemoveFiles:
 
 @dataclass(frozen=True)
 class Show:
-    kind: str  # DATABASES, SCHEMAS, STAGES, COMPUTE POOLS
+    kind: str  # DATABASES, SCHEMAS, STAGES, TABLES, COMPUTE POOLS
     like: str | None
     in_parts: list[str] = field(default_factory=list)
 
@@ -94,8 +94,8 @@ Statement = (
 
 SUPPORTED = (
     "CREATE [OR REPLACE] DATABASE|SCHEMA|STAGE [IF NOT EXISTS], CREATE COMPUTE POOL, "
-    "DROP DATABASE|SCHEMA|STAGE|COMPUTE POOL, USE DATABASE|SCHEMA, LIST|LS, REMOVE|RM, "
-    "SHOW DATABASES|SCHEMAS|STAGES|COMPUTE POOLS"
+    "DROP DATABASE|SCHEMA|STAGE|TABLE|COMPUTE POOL, USE DATABASE|SCHEMA, LIST|LS, REMOVE|RM, "
+    "SHOW DATABASES|SCHEMAS|STAGES|TABLES|COMPUTE POOLS, SELECT, WITH"
 )
 
 
@@ -249,12 +249,12 @@ def _drop(cur: Cursor) -> Drop:
     if cur.accept_keyword("COMPUTE", "POOL"):
         kind, max_parts = "COMPUTE POOL", 1
     else:
-        for kind in ("DATABASE", "SCHEMA", "STAGE"):
+        for kind in ("DATABASE", "SCHEMA", "STAGE", "TABLE"):
             if cur.accept_keyword(kind):
                 break
         else:
             raise _unsupported(cur.sql)
-        max_parts = {"DATABASE": 1, "SCHEMA": 2, "STAGE": 3}[kind]
+        max_parts = {"DATABASE": 1, "SCHEMA": 2, "STAGE": 3, "TABLE": 3}[kind]
     if_exists = cur.accept_keyword("IF", "EXISTS")
     parts = cur.qualified_name(max_parts)
     cur.accept_keyword("CASCADE") or cur.accept_keyword("RESTRICT")
@@ -291,7 +291,7 @@ def _show(cur: Cursor) -> Show:
     if cur.accept_keyword("COMPUTE", "POOLS"):
         kind = "COMPUTE POOLS"
     else:
-        for kind in ("DATABASES", "SCHEMAS", "STAGES"):
+        for kind in ("DATABASES", "SCHEMAS", "STAGES", "TABLES"):
             if cur.accept_keyword(kind):
                 break
         else:

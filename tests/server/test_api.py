@@ -57,7 +57,17 @@ def test_errors_share_one_body(server_process: ServerProcess) -> None:
     assert_error_body(httpx.get(f"{base}/databases/NOPE", headers=auth), 404, "not_found")
     assert_error_body(httpx.get(f"{base}/no/such/route", headers=auth), 404, "not_found")
     assert_error_body(httpx.post(f"{base}/sql", headers=auth, json={}), 422, "invalid_argument")
-    assert_error_body(httpx.post(f"{base}/sql", headers=auth, json={"sql": "SELECT 1"}), 400, "unsupported")
+    assert_error_body(
+        httpx.post(f"{base}/sql", headers=auth, json={"sql": "CREATE TASK T"}), 400, "unsupported"
+    )
+    # A query answers Arrow only: a client that does not accept it is told what to send.
+    message = assert_error_body(
+        httpx.post(f"{base}/sql", headers=auth, json={"sql": "SELECT 1"}), 400, "invalid_argument"
+    )
+    assert (
+        message
+        == "A query's rows stream as Arrow IPC: send 'Accept: application/vnd.apache.arrow.stream' (the runbatch SDK does)."
+    )
     assert_error_body(httpx.delete(f"{base}/jobs", headers=auth), 405, "method_not_allowed")
 
 

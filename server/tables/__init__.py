@@ -1,0 +1,1 @@
+"""Tables: Parquet data in the control plane's storage, registered by name in a schema."""
