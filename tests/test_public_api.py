@@ -9,6 +9,7 @@ import pytest
 MODULES = [
     "runbatch.errors",
     "runbatch.snowpark",
+    "runbatch.snowpark.functions",
     "runbatch.ml.registry",
     "runbatch.ml.model",
     "runbatch.ml.model.batch",

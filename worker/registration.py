@@ -101,6 +101,9 @@ class Registration:
 
     def stop(self) -> None:
         self._stop.set()
+        # A heartbeat in flight finishes before the caller closes the client under it.
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
         if self.worker_id is not None:
             try:
                 self.client.sign_off_worker(self.worker_id)

@@ -1,14 +1,21 @@
-"""Mirror of ``snowflake.snowpark.DataFrame`` for what batch inference needs.
+"""Mirror of ``snowflake.snowpark.DataFrame``.
 
 A DataFrame is a lazy plan: rows held by the client (``create_dataframe``), Parquet files
 on a stage (``session.read.parquet``), or a statement's result (``session.sql``,
 ``session.table``; queries run on the control plane and stream back as Arrow). Nothing
 runs until an action (``collect``, ``to_pandas``, ``count``, ``show``).
+
+Operations (``select``, ``filter``, ``join``, ...) compile to one Snowflake SELECT that nests
+the source's own query, so they run on the control plane like ``session.sql``: a table or
+stage read is referenced by name, local rows are sent inline as a typed VALUES clause
+(``runbatch.snowpark.values``), and a SHOW/LIST result is composed from its rows.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,10 +23,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from runbatch.errors import InvalidArgumentError
-from runbatch.identifiers import format_identifier
+from runbatch.errors import InvalidArgumentError, UnsupportedError
+from runbatch.identifiers import format_identifier, resolve_identifier
+from runbatch.snowpark.column import Column, quote_name, sql_literal
 from runbatch.snowpark.row import Row
 from runbatch.snowpark.types import StructField, StructType, arrow_to_type
+from runbatch.snowpark.values import values_query
 from runbatch.snowpark.writer import DataFrameWriter
 from runbatch.stage.paths import StagePath, compile_pattern, pattern_matches
 from runbatch.wire.resources import is_query
@@ -27,7 +36,7 @@ from runbatch.wire.resources import is_query
 if TYPE_CHECKING:
     from runbatch.snowpark.session import Session
 
-__all__ = ["DataFrame", "DataFrameReader"]
+__all__ = ["DataFrame", "DataFrameReader", "RelationalGroupedDataFrame"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,9 @@ class SqlStatement:
 
 
 Plan = LocalRows | StageFiles | SqlStatement
+ColumnOrName = Column | str
+
+_aliases = itertools.count(1)
 
 
 def _is_data_file(relative: str) -> bool:
@@ -58,6 +70,9 @@ class DataFrame:
         self._session = session
         self._plan = plan
         self._sql_result: pa.Table | None = None
+        # The name this DataFrame's rows go by inside the queries built on it, so that df["A"]
+        # can say which side of a join it means.
+        self._alias = f"__DF_{next(_aliases)}"
 
     # -- execution --------------------------------------------------------------------------------
     def _stage_files(self) -> list[str]:
@@ -91,6 +106,9 @@ class DataFrame:
         )
         return pq.read_table(io.BytesIO(data))
 
+    def _is_query(self) -> bool:
+        return isinstance(self._plan, SqlStatement) and is_query(self._plan.text)
+
     def _arrow(self) -> pa.Table:
         plan = self._plan
         if isinstance(plan, LocalRows):
@@ -100,14 +118,35 @@ class DataFrame:
             if not tables:
                 raise InvalidArgumentError(f"No Parquet files found at {plan.location.as_dir()}.")
             return pa.concat_tables(tables, promote_options="default")
-        if self._sql_result is None and is_query(plan.text):
-            # The server streams the rows; an action needs them all, so they are gathered here.
-            self._sql_result = self._session._conn.query(plan.text).read_all()
+        if is_query(plan.text):
+            # A query runs again on every action, as in Snowpark, so it sees the tables as they are.
+            return self._session._conn.query(plan.text).read_all()
         if self._sql_result is None:
+            # Other statements run once: a DataFrame over CREATE or DROP must not repeat it.
             result = self._session._conn.sql(plan.text)
             columns = {c: pa.array([r[i] for r in result.rows]) for i, c in enumerate(result.columns)}
             self._sql_result = pa.table(columns) if columns else pa.table({})
         return self._sql_result
+
+    def _source_sql(self) -> str:
+        """A SELECT over this DataFrame's rows, for operations to build on."""
+        plan = self._plan
+        if isinstance(plan, LocalRows):
+            return values_query(plan.table)
+        if isinstance(plan, StageFiles):
+            pattern = f" (PATTERN => {sql_literal(plan.pattern)})" if plan.pattern else ""
+            return f"SELECT * FROM {plan.location.as_dir()}{pattern}"
+        if is_query(plan.text):
+            # The text goes inside parentheses: a trailing semicolon or line comment would break them.
+            return plan.text.strip().rstrip(";").rstrip() + "\n"
+        # SHOW, LIST, ... results are composed from their rows (Snowpark uses RESULT_SCAN for this).
+        return values_query(self._arrow())
+
+    def _from(self) -> str:
+        return f"({self._source_sql()}) AS {quote_name(self._alias)}"
+
+    def _query(self, sql: str) -> DataFrame:
+        return DataFrame(self._session, SqlStatement(sql))
 
     def collect(self) -> list[Row]:
         table = self._arrow()
@@ -120,49 +159,241 @@ class DataFrame:
 
     toPandas = to_pandas
 
-    def limit(self, n: int) -> DataFrame:
-        """The first ``n`` rows (stage files are read only until ``n`` rows are in hand)."""
+    def to_pandas_batches(self) -> Iterator[pd.DataFrame]:
+        """The rows as pandas frames, one per Arrow record batch as the query streams them."""
         plan = self._plan
         if isinstance(plan, StageFiles):
-            tables, rows = [], 0
             for path in self._stage_files():
-                if rows >= n:
-                    break
-                table = self._read_stage_file(path)
-                tables.append(table)
-                rows += table.num_rows
-            head = pa.concat_tables(tables).slice(0, n) if tables else pa.table({})
-        else:
-            head = self._arrow().slice(0, n)
-        return DataFrame(self._session, LocalRows(head))
+                yield self._read_stage_file(path).to_pandas()
+            return
+        if self._is_query():
+            assert isinstance(plan, SqlStatement)
+            for batch in self._session._conn.query(plan.text):
+                yield batch.to_pandas()
+            return
+        for batch in self._arrow().to_batches():
+            yield batch.to_pandas()
 
     def count(self) -> int:
+        """The number of rows; for a query, counted on the control plane (COUNT(*))."""
         plan = self._plan
         if isinstance(plan, StageFiles):
             return sum(self._read_stage_file(p).num_rows for p in self._stage_files())
+        if self._is_query():
+            result = self._session._conn.query(f'SELECT COUNT(*) AS "COUNT" FROM {self._from()}').read_all()
+            return int(result.column(0)[0].as_py())
         return int(self._arrow().num_rows)
 
     @property
     def write(self) -> DataFrameWriter:
         return DataFrameWriter(self)
 
+    # -- transformations --------------------------------------------------------------------------
+    def select(self, *cols: ColumnOrName | Iterable[ColumnOrName]) -> DataFrame:
+        columns = _columns(cols)
+        if not columns:
+            raise InvalidArgumentError("select() needs at least one column.")
+        return self._query(f"SELECT {', '.join(c._select_sql() for c in columns)} FROM {self._from()}")
+
+    def filter(self, expr: Column | str) -> DataFrame:
+        """Rows where ``expr`` (a Column, or SQL text as in Snowpark) is true."""
+        condition = expr if isinstance(expr, str) else expr._sql
+        return self._query(f"SELECT * FROM {self._from()} WHERE {condition}")
+
+    where = filter
+
+    def with_column(self, col_name: str, col: Column) -> DataFrame:
+        """Add ``col`` as ``col_name`` at the end, replacing a column of that name (as Snowpark does)."""
+        name = resolve_identifier(col_name)
+        kept = [quote_name(n) for n in self._names() if n != name]
+        select = ", ".join([*kept, f"{col._sql} AS {quote_name(name)}"])
+        return self._query(f"SELECT {select} FROM {self._from()}")
+
+    withColumn = with_column
+
+    def with_column_renamed(self, existing: ColumnOrName, new: str) -> DataFrame:
+        old = _name_of(existing)
+        names = self._names()
+        if old not in names:
+            raise InvalidArgumentError(f"The DataFrame has no column {quote_name(old)}; it has {names}.")
+        renamed = resolve_identifier(new)
+        select = [f"{quote_name(n)} AS {quote_name(renamed)}" if n == old else quote_name(n) for n in names]
+        return self._query(f"SELECT {', '.join(select)} FROM {self._from()}")
+
+    withColumnRenamed = with_column_renamed
+
+    def drop(self, *cols: ColumnOrName | Iterable[ColumnOrName]) -> DataFrame:
+        dropped = {_name_of(c) for c in _flatten(cols)}
+        kept = [n for n in self._names() if n not in dropped]
+        if not kept:
+            raise InvalidArgumentError("Cannot drop all columns of a DataFrame.")
+        return self._query(f"SELECT {', '.join(quote_name(n) for n in kept)} FROM {self._from()}")
+
+    def limit(self, n: int, offset: int = 0) -> DataFrame:
+        """The first ``n`` rows (stage files are read only until ``n`` rows are in hand)."""
+        plan = self._plan
+        if self._is_query():
+            tail = f" OFFSET {int(offset)}" if offset else ""
+            return self._query(f"SELECT * FROM {self._from()} LIMIT {int(n)}{tail}")
+        if isinstance(plan, StageFiles):
+            tables, rows = [], 0
+            for path in self._stage_files():
+                if rows >= n + offset:
+                    break
+                table = self._read_stage_file(path)
+                tables.append(table)
+                rows += table.num_rows
+            head = pa.concat_tables(tables).slice(offset, n) if tables else pa.table({})
+        else:
+            head = self._arrow().slice(offset, n)
+        return DataFrame(self._session, LocalRows(head))
+
+    def sort(
+        self, *cols: ColumnOrName | Iterable[ColumnOrName], ascending: bool | list[bool] | None = None
+    ) -> DataFrame:
+        columns = _columns(cols)
+        if not columns:
+            raise InvalidArgumentError("sort() needs at least one column.")
+        if ascending is not None:
+            flags = ascending if isinstance(ascending, list) else [ascending] * len(columns)
+            if len(flags) != len(columns):
+                raise InvalidArgumentError("ascending must have one value per sort column.")
+            columns = [c.asc() if up else c.desc() for c, up in zip(columns, flags, strict=True)]
+        keys = ", ".join(c._order_sql() for c in columns)
+        return self._query(f"SELECT * FROM {self._from()} ORDER BY {keys}")
+
+    order_by = sort
+    orderBy = sort
+
+    def group_by(self, *cols: ColumnOrName | Iterable[ColumnOrName]) -> RelationalGroupedDataFrame:
+        return RelationalGroupedDataFrame(self, _columns(cols))
+
+    groupBy = group_by
+
+    def agg(self, *exprs: Any) -> DataFrame:
+        """Aggregates over all rows (``group_by()`` with no columns)."""
+        return self.group_by().agg(*exprs)
+
+    def distinct(self) -> DataFrame:
+        return self._query(f"SELECT DISTINCT * FROM {self._from()}")
+
+    def union_all(self, other: DataFrame) -> DataFrame:
+        """The rows of both, matched by position (as Snowflake's UNION ALL)."""
+        return self._query(f"SELECT * FROM {self._from()} UNION ALL SELECT * FROM {other._from()}")
+
+    unionAll = union_all
+
+    def union(self, other: DataFrame) -> DataFrame:
+        return self._query(f"SELECT * FROM {self._from()} UNION SELECT * FROM {other._from()}")
+
+    def join(
+        self,
+        right: DataFrame,
+        on: ColumnOrName | Iterable[str] | None = None,
+        how: str | None = None,
+        *,
+        lsuffix: str = "",
+        rsuffix: str = "",
+        join_type: str | None = None,
+    ) -> DataFrame:
+        """Join on column names (``USING``: each appears once) or on a condition over ``df["COL"]``."""
+        kind = _JOIN_TYPES.get((how or join_type or "inner").lower().replace("_", ""))
+        if kind is None:
+            raise InvalidArgumentError(
+                f"Unsupported join type {how or join_type!r}; use one of {sorted(set(_JOIN_TYPES))}."
+            )
+        if right._alias == self._alias:
+            raise UnsupportedError(
+                "Joining a DataFrame with itself is not supported; join it with a copy of its query."
+            )
+        using = (
+            [on]
+            if isinstance(on, str)
+            else (list(on) if on is not None and not isinstance(on, Column) else None)
+        )
+        if using is not None:
+            keys = [resolve_identifier(k) for k in using]
+            condition = " AND ".join(
+                f"{quote_name(self._alias)}.{quote_name(k)} = {quote_name(right._alias)}.{quote_name(k)}"
+                for k in keys
+            )
+        else:
+            keys, condition = [], on._sql if isinstance(on, Column) else ""
+        if kind in ("SEMI", "ANTI"):
+            if not condition:
+                raise InvalidArgumentError(f"A {kind.lower()} join needs a join condition (on=...).")
+            negate = "NOT " if kind == "ANTI" else ""
+            return self._query(
+                f"SELECT * FROM {self._from()} WHERE {negate}EXISTS (SELECT 1 FROM {right._from()} WHERE {condition})"
+            )
+        if not condition and kind != "CROSS":
+            kind = "CROSS"  # Snowpark joins every row with every row when no condition is given
+        # Keys named in ``on`` are compared with ON and selected once below (what USING means).
+        join = (
+            f"CROSS JOIN {right._from()}"
+            if kind == "CROSS"
+            else f"{kind} JOIN {right._from()} ON {condition}"
+        )
+        left_names, right_names = self._names(), right._names()
+        clash = (set(left_names) & set(right_names)) - set(keys)
+        if clash and not (lsuffix or rsuffix):
+            raise InvalidArgumentError(
+                f"Both sides of the join have the columns {sorted(clash)}: join on them by name "
+                "(on=[...]), rename them, or pass lsuffix=/rsuffix=."
+            )
+        if keys and kind == "FULL OUTER":
+            # Each key once, from whichever side has it (what USING gives in Snowflake).
+            key_select = [
+                f"COALESCE({quote_name(self._alias)}.{quote_name(k)}, {quote_name(right._alias)}.{quote_name(k)}) "
+                f"AS {quote_name(k)}"
+                for k in keys
+            ]
+        else:
+            side = right._alias if kind == "RIGHT OUTER" else self._alias
+            key_select = [f"{quote_name(side)}.{quote_name(k)}" for k in keys]
+        select = [
+            *key_select,
+            *_side_columns(self._alias, [n for n in left_names if n not in keys], clash, lsuffix),
+            *_side_columns(right._alias, [n for n in right_names if n not in keys], clash, rsuffix),
+        ]
+        return self._query(f"SELECT {', '.join(select)} FROM {self._from()} {join}")
+
+    def __getitem__(self, name: str) -> Column:
+        """``df["A"]``: the column of this DataFrame, to tell join sides apart."""
+        return self.col(name)
+
+    def col(self, col_name: str) -> Column:
+        resolved = resolve_identifier(col_name)
+        return Column(f"{quote_name(self._alias)}.{quote_name(resolved)}", resolved)
+
     # -- metadata ---------------------------------------------------------------------------------
+    def _arrow_schema(self) -> pa.Schema:
+        plan = self._plan
+        if isinstance(plan, LocalRows):
+            return plan.table.schema
+        if self._is_query() or isinstance(plan, StageFiles):
+            # Only the result's shape: the control plane plans the query and sends no rows.
+            return self._session._conn.query(f"SELECT * FROM {self._from()} LIMIT 0").schema
+        return self._arrow().schema
+
+    def _names(self) -> list[str]:
+        return list(self._arrow_schema().names)
+
     @property
     def schema(self) -> StructType:
-        table = self._arrow() if not isinstance(self._plan, LocalRows) else self._plan.table
         return StructType(
-            [StructField(_quoted(f.name), arrow_to_type(f.type), f.nullable) for f in table.schema]
+            [StructField(_quoted(f.name), arrow_to_type(f.type), f.nullable) for f in self._arrow_schema()]
         )
 
     @property
     def columns(self) -> list[str]:
-        return [format_identifier(name) for name in self._arrow().column_names]
+        return [format_identifier(name) for name in self._names()]
 
     def show(self, n: int = 10, max_width: int = 50) -> None:
         print(self._show_string(n, max_width))  # noqa: T201 - show() prints, as Snowpark's does
 
     def _show_string(self, n: int, max_width: int) -> str:
-        table = self._arrow().slice(0, n)
+        table = self.limit(n)._arrow()
         headers = [f'"{name}"' for name in table.column_names]
         body = [[_cell(v, max_width) for v in row.values()] for row in table.to_pylist()]
         # Snowpark pads every column by two spaces beyond its widest value.
@@ -170,6 +401,90 @@ class DataFrame:
         line = "-" * (sum(widths) + len(widths) + 1)
         fmt = "|" + "|".join(f"{{:<{w}}}" for w in widths) + "|"
         return "\n".join([line, fmt.format(*headers), line, *(fmt.format(*r) for r in body), line, ""])
+
+
+class RelationalGroupedDataFrame:
+    """``df.group_by(...)``: ``agg`` (Columns, ``(name, function)`` pairs or a dict) and ``count``."""
+
+    def __init__(self, dataframe: DataFrame, keys: list[Column]) -> None:
+        self._dataframe = dataframe
+        self._keys = keys
+
+    def agg(self, *exprs: Any) -> DataFrame:
+        aggregates: list[Column] = []
+        for expr in _flatten(exprs):
+            if isinstance(expr, dict):
+                aggregates += [_aggregate(name, fn) for name, fn in expr.items()]
+            elif isinstance(expr, tuple):
+                aggregates.append(_aggregate(*expr))
+            elif isinstance(expr, Column):
+                aggregates.append(expr)
+            else:
+                raise InvalidArgumentError(
+                    f"agg() takes Columns, (column, function) pairs or a dict, not {expr!r}."
+                )
+        select = ", ".join(c._select_sql() for c in [*self._keys, *aggregates])
+        group = f" GROUP BY {', '.join(k._sql for k in self._keys)}" if self._keys else ""
+        return self._dataframe._query(f"SELECT {select} FROM {self._dataframe._from()}{group}")
+
+    def count(self) -> DataFrame:
+        return self.agg(Column("COUNT(*)").alias("COUNT"))
+
+
+_JOIN_TYPES = {
+    "inner": "INNER",
+    "left": "LEFT OUTER",
+    "leftouter": "LEFT OUTER",
+    "right": "RIGHT OUTER",
+    "rightouter": "RIGHT OUTER",
+    "outer": "FULL OUTER",
+    "full": "FULL OUTER",
+    "fullouter": "FULL OUTER",
+    "cross": "CROSS",
+    "semi": "SEMI",
+    "leftsemi": "SEMI",
+    "anti": "ANTI",
+    "leftanti": "ANTI",
+}
+
+_AGGREGATES = {"sum": "SUM", "avg": "AVG", "mean": "AVG", "min": "MIN", "max": "MAX", "count": "COUNT"}
+
+
+def _aggregate(name: ColumnOrName, function: str) -> Column:
+    sql = _AGGREGATES.get(function.lower())
+    if sql is None:
+        raise InvalidArgumentError(f"Unknown aggregate {function!r}; use one of {sorted(_AGGREGATES)}.")
+    target = name if isinstance(name, Column) else Column._of(name)
+    return Column(f"{sql}({target._sql})")
+
+
+def _side_columns(alias: str, names: list[str], clash: set[str], suffix: str) -> list[str]:
+    return [
+        f"{quote_name(alias)}.{quote_name(n)}" + (f" AS {quote_name(n + suffix)}" if n in clash else "")
+        for n in names
+    ]
+
+
+def _flatten(items: Iterable[Any]) -> list[Any]:
+    out: list[Any] = []
+    for item in items:
+        if isinstance(item, list):
+            out += item
+        else:
+            out.append(item)
+    return out
+
+
+def _columns(items: Iterable[Any]) -> list[Column]:
+    return [c if isinstance(c, Column) else Column._of(c) for c in _flatten(items)]
+
+
+def _name_of(item: ColumnOrName) -> str:
+    if isinstance(item, Column):
+        if item._name is None:
+            raise InvalidArgumentError(f"{item!r} is an expression, not a column name.")
+        return item._name
+    return resolve_identifier(item)
 
 
 def _quoted(name: str) -> str:
