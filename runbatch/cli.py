@@ -7,6 +7,7 @@ from importlib.metadata import entry_points
 import typer
 
 from runbatch import __version__
+from runbatch.commands import register as register_operator_commands
 
 __all__ = ["app", "main"]
 
@@ -19,6 +20,9 @@ app = typer.Typer(
 def version() -> None:
     """Print the runbatch version."""
     typer.echo(__version__)
+
+
+register_operator_commands(app)
 
 
 def _not_installed(name: str, missing: str | None) -> None:

@@ -12,7 +12,10 @@ from fastapi import FastAPI
 from runbatch import __version__
 from runbatch.stage.storage import open_storage
 from server.api import api_router
+from server.api import dags as dags_api
+from server.api import metrics as metrics_api
 from server.control_plane import ControlPlane, Dispatcher, NullDispatcher
+from server.dags.scheduler import Scheduler
 from server.db.engine import make_engine, make_sessionmaker
 from server.deps import UserDep
 from server.errors import install_error_handlers
@@ -40,13 +43,16 @@ def build_control_plane(settings: ServerSettings, dispatcher: Dispatcher | None 
 
 def create_app(control_plane: ControlPlane) -> FastAPI:
     maintenance = Maintenance(control_plane)
+    scheduler = Scheduler(control_plane)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         maintenance.start()
+        scheduler.start()
         try:
             yield
         finally:
+            scheduler.stop()
             maintenance.stop()
             control_plane.background.shutdown(wait=True, cancel_futures=False)
 
@@ -63,6 +69,10 @@ def create_app(control_plane: ControlPlane) -> FastAPI:
     app.state.control_plane = control_plane
     install_error_handlers(app)
     app.include_router(api_router)
+    app.include_router(dags_api.router, prefix="/api/v1")
+    app.include_router(metrics_api.router)
+    control_plane.metrics.watch(control_plane)
+    app.state.dag_scheduler = scheduler
 
     @app.get("/api/v1/openapi.json", include_in_schema=False)
     def openapi(_: UserDep) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import logging
 import typer
 
 from migrations import upgrade_to_head
+from runbatch.log_format import configure_logging
 from server.db.engine import make_engine
 from server.settings import ServerSettings
 
@@ -23,14 +24,14 @@ def register(app: typer.Typer) -> None:
         from server.embedded import ControlPlaneProcess
 
         settings = ServerSettings()
-        logging.basicConfig(
-            level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+        configure_logging(settings.log_level, settings.log_format)
+        # With JSON logs every line of output is a JSON object, these too.
+        say = logging.getLogger("runbatch.server").info if settings.log_format == "json" else typer.echo
         process = ControlPlaneProcess(settings)
-        typer.echo(
+        say(
             f"runbatch {settings.resolved_database_url().split(':')[0]} metadata, storage {settings.resolved_stage_url()}"
         )
-        typer.echo(f"admin token: {settings.home / 'token'}")
+        say(f"admin token: {settings.home / 'token'}")
         process.serve_forever(host or settings.host, port if port is not None else settings.port)
 
     @app.command()

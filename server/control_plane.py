@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker as SessionFactory
 
 from runbatch.stage.storage import Storage
+from server.metrics import ServerMetrics
 from server.secrets import SecretBox
 from server.settings import ServerSettings
 
@@ -55,3 +56,7 @@ class ControlPlane:
     # Jobs this process is finalizing now, so the reaper never resumes one that is only slow.
     finalizing: set[UUID] = field(default_factory=set)
     finalizing_lock: threading.Lock = field(default_factory=threading.Lock)
+    # Where this process serves HTTP, once it does: Python DAG tasks run as its subprocesses and call back.
+    url: str | None = None
+    # Its own Prometheus registry: several control planes in one process never share series.
+    metrics: ServerMetrics = field(default_factory=ServerMetrics)

@@ -97,6 +97,7 @@ class ControlPlaneProcess:
         sock = self._bind(host, port)
         bound_port = sock.getsockname()[1]
         self.url = f"http://{host}:{bound_port}"
+        self.cp.url = self.url
         config = uvicorn.Config(self.app, log_level="warning", lifespan="on", access_log=False)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
@@ -117,7 +118,14 @@ class ControlPlaneProcess:
         sock = self._bind(host, port)
         shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         self.url = f"http://{shown_host}:{sock.getsockname()[1]}"
-        config = uvicorn.Config(self.app, log_level=self.settings.log_level.lower(), lifespan="on")
+        self.cp.url = self.url
+        config = uvicorn.Config(
+            self.app,
+            log_level=self.settings.log_level.lower(),
+            lifespan="on",
+            # JSON logs: uvicorn's loggers go to the process's JSON handler instead of printing text.
+            log_config=None if self.settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
+        )
         self._server = uvicorn.Server(config)
         starter = threading.Thread(target=self._start_when_ready, daemon=True)
         starter.start()

@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from sqlalchemy import and_, or_, select, text
 
+from runbatch.log_format import log_context
 from server.control_plane import ControlPlane
 from server.db.tables import JobRow, ShardRow, utcnow
 from server.jobs import shards as shard_protocol
@@ -107,6 +108,9 @@ class Maintenance:
                     "shard %s of job %s lost its heartbeat; retrying or failing it",
                     shard.index,
                     shard.job.name,
+                    extra=log_context(
+                        job=shard.job_id, job_name=shard.job.name, shard=shard.id, shard_index=shard.index
+                    ),
                 )
                 shard_protocol.fail(
                     session,
@@ -192,7 +196,7 @@ class Maintenance:
         for job_id in ready:
             finalize(self.cp, job_id)
         for job_id in stale:
-            log.warning("resuming the finalization of job %s", job_id)
+            log.warning("resuming the finalization of job %s", job_id, extra=log_context(job=job_id))
             finalize(self.cp, job_id, resume=True)
 
     def expire_uploads(self) -> None:
@@ -201,7 +205,11 @@ class Maintenance:
             for job in session.scalars(
                 select(JobRow).where(JobRow.phase == JobPhase.AWAITING_INPUT, JobRow.created_at < cutoff)
             ):
-                message = "The client never finished uploading the job's input."
+                message = (
+                    "The control plane stopped while running the job's input query; submit the job again."
+                    if job.spec["request"]["input"]["kind"] == "query"
+                    else "The client never finished uploading the job's input."
+                )
                 if transition_phase(session, job.id, from_={JobPhase.AWAITING_INPUT}, to=JobPhase.FINISHED):
                     transition_job(
                         session,

@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from runbatch.log_format import LogFormat
 from runbatch.stage.storage import StorageConfig
 
 __all__ = ["ServerSettings", "default_home"]
@@ -47,9 +48,17 @@ class ServerSettings(BaseSettings):
     )
     input_upload_timeout_s: float = Field(
         default=3600.0,
-        description="A job whose client never finished uploading its input fails after this long.",
+        description=(
+            "A job whose input never arrived (a client that stopped uploading, or an input query cut off by a "
+            "server restart) fails after this long."
+        ),
     )
     log_level: str = Field(default="INFO", description="Log level of the server process.")
+    log_format: LogFormat = Field(
+        default="text",
+        description="Log lines as 'text' or 'json' (one object per line with timestamp, level, logger, "
+        "message, and job/shard ids where a line is about one).",
+    )
     s3_endpoint_url: str | None = Field(
         default=None, description="Endpoint of S3-compatible storage when RUNBATCH_STAGE_URL is s3://..."
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from runbatch.client import ControlPlaneClient
+from runbatch.log_format import configure_logging
 from worker.celery_app import create_worker_app
 from worker.executors import create_executor
 from worker.registration import Registration, host_capacity
@@ -65,7 +66,7 @@ def register(app: typer.Typer) -> None:
                 "set " + ", ".join(f"RUNBATCH_{m.upper()}" for m in missing) + " to run a standalone worker"
             )
         assert settings.api_url is not None and settings.token is not None
-        logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        configure_logging("INFO", settings.log_format)
         served = [p.strip().upper() for p in (pools or settings.pools).split(",") if p.strip()]
         client = ControlPlaneClient(settings.api_url, settings.token.get_secret_value())
         capacity = host_capacity(settings, served)
@@ -78,7 +79,8 @@ def register(app: typer.Typer) -> None:
         runner = ShardRunner(client, executor, settings, capacity.name, {"RUNBATCH_CACHE_DIR": str(cache)})
         celery = create_worker_app(settings, runner)
         registration.start()
-        typer.echo(f"runbatch worker {capacity.name} serving {', '.join(served)} with {settings.slots} slots")
+        say = logging.getLogger("runbatch.worker").info if settings.log_format == "json" else typer.echo
+        say(f"runbatch worker {capacity.name} serving {', '.join(served)} with {settings.slots} slots")
         try:
             celery.Worker(
                 queues=served,
@@ -88,6 +90,7 @@ def register(app: typer.Typer) -> None:
                 without_gossip=True,
                 without_mingle=True,
                 loglevel="INFO",
+                quiet=settings.log_format == "json",  # no startup banner among JSON lines
             ).start()
         finally:
             registration.stop()

@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from runbatch.log_format import LogFormat
+
 __all__ = ["WorkerSettings"]
 
 
@@ -72,6 +74,11 @@ class WorkerSettings(BaseSettings):
     )
     cache_dir: Path | None = Field(
         default=None, description="Host cache for model versions; default $RUNBATCH_HOME/cache."
+    )
+    log_format: LogFormat = Field(
+        default="text",
+        description="Log lines of a standalone worker as 'text' or 'json' (one object per line, with job "
+        "and shard ids).",
     )
     warm_runtimes: int | None = Field(
         default=None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import signal
 import threading
 import uuid
@@ -21,6 +22,7 @@ from runbatch.errors import (
     ServiceUnavailableError,
     TransportError,
 )
+from runbatch.log_format import log_context
 from runbatch.runtime import EXIT_CANCELLED, EXIT_OK, EXIT_REPORTED_FAILURE
 from runbatch.wire.jobs import ShardAssignment
 from worker.executors.base import Executor, LaunchRefused, LaunchSpec, RuntimeHandle
@@ -33,6 +35,7 @@ log = logging.getLogger("runbatch.worker")
 # A claim that fails for a passing reason (a busy or restarting control plane) is tried again
 # over about half a minute before the shard is left to the reaper's redispatch.
 _CLAIM_RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 16.0)
+_RUNTIME_TUNING = "RUNBATCH_FILE_"
 
 
 class _LogShipper:
@@ -190,11 +193,23 @@ class ShardRunner:
         if assignment is None:
             return
         work = assignment.work
+        context = log_context(
+            job=work.job_id,
+            job_name=work.job_name,
+            shard=shard_id,
+            shard_index=work.index,
+            attempt=work.attempt,
+        )
+        log.info(
+            "running shard %s of job %s, attempt %s", work.index, work.job_name, work.attempt, extra=context
+        )
         shipper = _LogShipper(self.client, shard_id, work.attempt, self.settings.log_flush_interval_s)
         shipper.add(
             f"[runbatch] worker {self.name} starting shard {work.index} of job {work.job_name}, attempt {work.attempt}."
         )
         env = dict(self.env)
+        # Runtime tuning set on the worker's host reaches runtimes in containers too.
+        env.update({k: v for k, v in os.environ.items() if k.startswith(_RUNTIME_TUNING)})
         env.update(
             RUNBATCH_API_URL=self.client.base_url,
             RUNBATCH_SHARD_ID=str(shard_id),
@@ -257,6 +272,7 @@ class ShardRunner:
         if code not in (EXIT_OK, EXIT_REPORTED_FAILURE):
             shipper.add(f"[runbatch] {message}")
         shipper.close()
+        log.info("shard %s of job %s exited with code %s", work.index, work.job_name, code, extra=context)
         # Ends a still-running attempt, or marks the runtime's own report (done or failed) finished.
         self._report(shard_id, work.attempt, code, message, retryable=retryable)
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, TypeAdapter
 from runbatch import __version__
 from runbatch.errors import InternalError, ServiceUnavailableError, TransportError, error_for_code
 from runbatch.stage.s3 import ChunkReader
+from runbatch.wire.dags import DagCreate, DagPublic, DagRunPublic
 from runbatch.wire.jobs import (
     JobCreate,
     JobPublic,
@@ -126,9 +127,11 @@ class ControlPlaneClient:
 
     # -- SQL, stages ------------------------------------------------------------------------------
     def sql(self, sql: str, *, database: str | None, schema: str | None) -> SqlResult:
-        return self._send(
-            "POST", "/sql", SqlRequest(sql=sql, database=database, schema=schema), SqlResult, idempotent=False
-        )
+        body = SqlRequest(sql=sql, database=database, schema=schema).model_dump(mode="json", by_alias=True)
+        # A statement answers when it is done, and COPY INTO answers once its files are written: no read timeout.
+        timeout = httpx.Timeout(self._http.timeout.connect, read=None)
+        response = self._request("POST", "/sql", json=body, idempotent=False, timeout=timeout)
+        return SqlResult.model_validate(response.json())
 
     def query(self, sql: str, *, database: str | None, schema: str | None) -> pa.RecordBatchReader:
         """A query's rows, read from the response one record batch at a time."""
@@ -332,9 +335,17 @@ class ControlPlaneClient:
         status: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        name: str | None = None,
     ) -> JobsPublic:
         return self._get(
-            "/jobs", JobsPublic, database=database, schema=schema, status=status, limit=limit, offset=offset
+            "/jobs",
+            JobsPublic,
+            database=database,
+            schema=schema,
+            status=status,
+            limit=limit,
+            offset=offset,
+            name=name,
         )
 
     def get_job(self, database: str, schema: str, name: str) -> JobPublic:
@@ -370,6 +381,9 @@ class ControlPlaneClient:
 
     def list_workers(self, pool: str | None = None) -> list[WorkerPublic]:
         return self._get("/workers", list[WorkerPublic], pool=pool)
+
+    def list_compute_pools(self) -> list[ComputePoolPublic]:
+        return self._get("/compute-pools", list[ComputePoolPublic])
 
     def get_compute_pool(self, name: str) -> ComputePoolPublic:
         return self._get(f"/compute-pools/{_seg(name)}", ComputePoolPublic)
@@ -424,3 +438,62 @@ class ControlPlaneClient:
     def append_logs(self, shard_id: uuid.UUID, attempt: int, lines: list[str]) -> None:
         body = LogBatch(attempt=attempt, lines=lines)
         self._request("POST", f"/shards/{shard_id}/logs", json=body.model_dump(mode="json"), idempotent=False)
+
+    # -- DAGs (task graphs) -----------------------------------------------------------------------
+    @staticmethod
+    def _dags(database: str, schema: str) -> str:
+        return f"/databases/{_seg(database)}/schemas/{_seg(schema)}/dags"
+
+    def _dag(self, database: str, schema: str, name: str) -> str:
+        return f"{self._dags(database, schema)}/{_seg(name)}"
+
+    def deploy_dag(self, database: str, schema: str, body: DagCreate) -> DagPublic:
+        return self._send("POST", self._dags(database, schema), body, DagPublic, idempotent=False)
+
+    def list_dags(self, database: str, schema: str, *, like: str | None = None) -> list[DagPublic]:
+        return self._get(self._dags(database, schema), list[DagPublic], like=like)
+
+    def get_dag(self, database: str, schema: str, name: str) -> DagPublic:
+        return self._get(self._dag(database, schema, name), DagPublic)
+
+    def drop_dag(self, database: str, schema: str, name: str, *, if_exists: bool = False) -> None:
+        self._request("DELETE", self._dag(database, schema, name), params={"if_exists": if_exists})
+
+    def resume_dag(self, database: str, schema: str, name: str) -> DagPublic:
+        return self._send(
+            "POST", self._dag(database, schema, name) + "/resume", None, DagPublic, idempotent=True
+        )
+
+    def suspend_dag(self, database: str, schema: str, name: str) -> DagPublic:
+        return self._send(
+            "POST", self._dag(database, schema, name) + "/suspend", None, DagPublic, idempotent=True
+        )
+
+    def execute_dag(self, database: str, schema: str, name: str) -> DagRunPublic:
+        return self._send(
+            "POST", self._dag(database, schema, name) + "/execute", None, DagRunPublic, idempotent=False
+        )
+
+    def list_dag_runs(
+        self,
+        database: str,
+        schema: str,
+        name: str,
+        *,
+        current: bool | None = None,
+        error_only: bool = False,
+        completed_within_s: float | None = None,
+        limit: int = 100,
+    ) -> list[DagRunPublic]:
+        """Runs newest first: ``current`` (scheduled or executing), ended (``current=False``), or all."""
+        return self._get(
+            self._dag(database, schema, name) + "/runs",
+            list[DagRunPublic],
+            current=current,
+            error_only=error_only,
+            completed_within_s=completed_within_s,
+            limit=limit,
+        )
+
+    def get_dag_run(self, database: str, schema: str, name: str, run_uuid: uuid.UUID) -> DagRunPublic:
+        return self._get(self._dag(database, schema, name) + f"/runs/{run_uuid}", DagRunPublic)

@@ -10,14 +10,22 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 
 from runbatch.client import ControlPlaneClient
 from runbatch.errors import AuthenticationError, ConflictError, NotFoundError, RunbatchError
 from runbatch.inference import LoadedModel
 from runbatch.packager.meta import ModelMeta
 from runbatch.runtime import EXIT_CANCELLED, EXIT_OK, EXIT_REPORTED_FAILURE
-from runbatch.runtime.pipeline import PipelineConfig, ShardPipeline, Stopped, auto_batch_rows
+from runbatch.runtime.pipeline import (
+    FILE_BATCH_ROWS,
+    PipelineConfig,
+    ShardPipeline,
+    Stopped,
+    auto_batch_rows,
+)
 from runbatch.runtime.settings import RuntimeSettings
+from runbatch.runtime.stage_files import MountedStage, StageFiles
 from runbatch.stage.storage import open_storage
 from runbatch.wire.jobs import ShardWork
 
@@ -34,6 +42,7 @@ class _Reporter:
     ) -> None:
         self.client, self.work, self.interval, self.stop = client, work, interval, stop
         self.rows = 0
+        self.failed: Callable[[], int] = lambda: 0
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="progress", daemon=True)
         self.cancelled = False
@@ -44,7 +53,7 @@ class _Reporter:
     def _loop(self) -> None:
         while not self._done.wait(self.interval):
             try:
-                ack = self.client.progress(self.work.shard_id, self.work.attempt, self.rows)
+                ack = self.client.progress(self.work.shard_id, self.work.attempt, self.rows, self.failed())
             except (NotFoundError, AuthenticationError) as exc:
                 # The shard was deleted, or this attempt was superseded (its token revoked).
                 log.warning("stopping: %s", exc)
@@ -87,6 +96,8 @@ def run(settings: RuntimeSettings) -> int:
     except Exception as exc:
         return _report_failure(client, work, "Reading the model's metadata failed", exc)
     cap = (meta.method_options.get(work.function_name) or {}).get("max_batch_size")
+    if work.column_handling:
+        cap = min(cap or FILE_BATCH_ROWS, FILE_BATCH_ROWS)
     batch_rows = work.max_batch_rows or auto_batch_rows(input_storage, work.slices, cap)
     cfg = PipelineConfig(
         input_storage=input_storage,
@@ -103,6 +114,13 @@ def run(settings: RuntimeSettings) -> int:
         num_workers=work.num_workers or 1,
         partition_column=work.partition_column,
         partition_shards=work.replicas,
+        files=_stage_files(work),
+        fetch_threads=settings.file_fetch_threads,
+        prefetch=settings.file_prefetch,
+        prefetch_rows=settings.file_prefetch_rows,
+        prefetch_bytes=settings.file_prefetch_bytes,
+        fail_fast=work.fail_fast,
+        max_failed_rows=work.max_failed_rows,
     )
     pipeline = ShardPipeline(cfg)
     pipeline.start_reading()  # decode the first batches while the model's framework loads
@@ -115,6 +133,7 @@ def run(settings: RuntimeSettings) -> int:
         return _report_failure(client, work, "Loading the model failed", exc)
     log.info("Model loaded in %.2fs.", time.monotonic() - started)
     reporter = _Reporter(client, work, settings.progress_interval_s, cfg.stop)
+    reporter.failed = lambda: pipeline.rows_failed
     reporter.start()
     print("Starting inference.", flush=True)  # noqa: T201 - the user-facing line Snowflake jobs log
     log.info("Batches of up to %d rows, %d model worker(s).", batch_rows, cfg.num_workers)
@@ -131,25 +150,41 @@ def run(settings: RuntimeSettings) -> int:
     reporter.close()
     rows = pipeline.rows_in
     elapsed = time.monotonic() - started
+    data_files = [f for f in files if f.kind == "data"]
     log.info(
         "Processed %d rows and wrote %d in %d file(s) in %.2fs (%.0f rows/s).",
         rows,
-        sum(f.rows for f in files),
-        len(files),
+        sum(f.rows for f in data_files),
+        len(data_files),
         elapsed,
         rows / max(elapsed, 1e-9),
     )
+    if pipeline.rows_failed:
+        log.warning(
+            "%d input rows failed; they are in the job's error rows (_errors/).", pipeline.rows_failed
+        )
     usage = resource.getrusage(resource.RUSAGE_SELF)
     log.info(
         "Peak RSS: %.1f MiB. CPU: %.2fs user, %.2fs system.", _peak_rss_mib(), usage.ru_utime, usage.ru_stime
     )
     try:
-        client.complete_shard(work.shard_id, work.attempt, files, rows_done=rows)
+        client.complete_shard(
+            work.shard_id, work.attempt, files, rows_done=rows, rows_failed=pipeline.rows_failed
+        )
     except ConflictError as exc:
         log.warning("%s", exc)
         return EXIT_CANCELLED
     print("Inference finished.", flush=True)  # noqa: T201 - user-facing, as above
     return EXIT_OK
+
+
+def _stage_files(work: ShardWork) -> StageFiles:
+    """The stages the job's file columns name, each opened once for the whole shard."""
+    mounts = {
+        (s.database, s.schema_, s.stage): MountedStage(open_storage(s.storage), s.root_key)
+        for s in work.file_stages
+    }
+    return StageFiles(mounts, default_database=work.default_database, default_schema=work.default_schema)
 
 
 def _peak_rss_mib() -> float:

@@ -27,3 +27,18 @@ class RuntimeSettings(BaseSettings):
     runtime_log_level: str = Field(
         default="INFO", description="Log level of runtime processes (their output is the job's log)."
     )
+    file_fetch_threads: int = Field(
+        default=16,
+        ge=1,
+        description="Files of file columns (column_handling) read at once per shard; 1 reads them one by one.",
+    )
+    file_prefetch: bool = Field(
+        default=True,
+        description="Read the files of upcoming batches while the model works (False: only when a batch's turn comes).",
+    )
+    file_prefetch_rows: int = Field(
+        default=1024, ge=1, description="At most this many rows' files fetched ahead of the model."
+    )
+    file_prefetch_bytes: int = Field(
+        default=256 << 20, ge=1, description="At most this many bytes of files held ahead of the model."
+    )

@@ -25,9 +25,19 @@ import pyarrow.parquet as pq
 
 from runbatch.errors import InvalidArgumentError, UnsupportedError
 from runbatch.identifiers import format_identifier, resolve_identifier
-from runbatch.snowpark.column import Column, quote_name, sql_literal
+from runbatch.snowpark.column import Column, quote_name, sql_literal, sql_type
+from runbatch.snowpark.file_format import READER_ALIASES, canonical, options_sql
 from runbatch.snowpark.row import Row
-from runbatch.snowpark.types import StructField, StructType, arrow_to_type
+from runbatch.snowpark.types import (
+    ArrayType,
+    DataType,
+    MapType,
+    StringType,
+    StructField,
+    StructType,
+    VariantType,
+    arrow_to_type,
+)
 from runbatch.snowpark.values import values_query
 from runbatch.snowpark.writer import DataFrameWriter
 from runbatch.stage.paths import StagePath, compile_pattern, pattern_matches
@@ -498,11 +508,22 @@ def _cell(value: Any, max_width: int) -> str:
 
 
 class DataFrameReader:
-    """``session.read``: Parquet files on a stage."""
+    """``session.read``: files on a stage, as Snowpark reads them.
+
+    Parquet is read by column name (``infer_schema`` False gives one column ``$1``, each row as
+    an object). CSV needs ``schema(StructType)`` (its fields are ``$1``, ``$2``, ... cast to the
+    schema's types) unless ``INFER_SCHEMA`` is set. JSON gives one column ``$1`` per value
+    (``INFER_SCHEMA`` makes a column per field). Format options (``field_delimiter``,
+    ``skip_header``, ``null_if``, ... and Snowpark's aliases such as ``sep`` and ``header``), or
+    ``format_name`` for a named file format, say how the files are read on the control plane.
+    """
 
     def __init__(self, session: Session) -> None:
         self._session = session
         self._options: dict[str, Any] = {}
+        self._schema: StructType | None = None
+        self._metadata: list[str] = []
+        self._format: str | None = None
 
     def option(self, key: str, value: Any) -> DataFrameReader:
         self._options[key.lower()] = value
@@ -513,6 +534,129 @@ class DataFrameReader:
             self.option(key, value)
         return self
 
-    def parquet(self, path: str) -> DataFrame:
+    def schema(self, schema: StructType) -> DataFrameReader:
+        """The columns of CSV files: names and types, matched to the fields by position."""
+        self._schema = schema
+        return self
+
+    def with_metadata(self, *metadata_cols: ColumnOrName | Iterable[ColumnOrName]) -> DataFrameReader:
+        """Metadata columns (``"METADATA$FILENAME"``, ``"METADATA$FILE_ROW_NUMBER"``, ...) to read first."""
+        self._metadata = [c._select_sql() if isinstance(c, Column) else c for c in _flatten(metadata_cols)]
+        return self
+
+    def format(self, format: str) -> DataFrameReader:
+        kind = format.strip().lower()
+        if kind not in ("csv", "json", "parquet"):
+            raise InvalidArgumentError(
+                f"Invalid format {format!r}. Supported formats are ['csv', 'json', 'parquet']."
+            )
+        self._format = kind
+        return self
+
+    def load(self, path: str) -> DataFrame:
+        if self._format is None:
+            raise InvalidArgumentError(
+                "Please specify the format of the file(s) to load using the format() method."
+            )
+        return {"csv": self.csv, "json": self.json, "parquet": self.parquet}[self._format](path)
+
+    def _settings(self) -> tuple[dict[str, Any], str | None, str | None, bool | None]:
+        """(format options, PATTERN, FORMAT_NAME, INFER_SCHEMA) from the options set."""
+        fmt: dict[str, Any] = {}
+        pattern = name = None
+        infer: bool | None = None
+        for key, value in self._options.items():
+            option = canonical(key, READER_ALIASES)
+            if option == "PATTERN":
+                pattern = str(value)
+            elif option == "FORMAT_NAME":
+                name = str(value)
+            elif option == "INFER_SCHEMA":
+                infer = bool(value)
+            elif option in _COPY_OPTIONS:
+                raise UnsupportedError(
+                    f"The copy option {option} is not supported by session.read; runbatch reads the files "
+                    "with a query (COPY INTO <table> is not supported)."
+                )
+            else:
+                fmt[option] = value
+        return fmt, pattern, name, infer
+
+    def _files(self, path: str, kind: str, select: str, infer: bool) -> DataFrame:
+        fmt, pattern, name, _ = self._settings()
         location = self._session._conn.stage_path(path)
-        return DataFrame(self._session, StageFiles(location, self._options.get("pattern")))
+        where = location.as_dir() if path.rstrip().endswith("/") else str(location)
+        if name is not None:
+            file_format = name
+        else:
+            inline = {"TYPE": kind, **fmt, **({"INFER_SCHEMA": True} if infer else {})}
+            file_format = f"({options_sql(inline)})"
+        args = f"FILE_FORMAT => {sql_literal(file_format)}"
+        if pattern is not None:
+            args += f", PATTERN => {sql_literal(pattern)}"
+        columns = ", ".join([*self._metadata, select])
+        return DataFrame(self._session, SqlStatement(f"SELECT {columns} FROM {where} ({args})"))
+
+    def csv(self, path: str) -> DataFrame:
+        """CSV files: the schema's columns, or (INFER_SCHEMA) columns and types read from the files."""
+        infer = self._settings()[3]
+        if self._schema is not None:
+            select = ", ".join(
+                f"${i + 1}::{_file_type(f.datatype)} AS {quote_name(f.column_identifier)}"
+                for i, f in enumerate(self._schema.fields)
+            )
+            return self._files(path, "CSV", select, infer=False)
+        if not infer:
+            raise InvalidArgumentError(
+                "No schema specified in DataFrameReader.schema(). Please specify the schema or set "
+                'session.read.options({"infer_schema":True})'
+            )
+        return self._files(path, "CSV", "*", infer=True)
+
+    def json(self, path: str) -> DataFrame:
+        """JSON files (one value per line): one column ``$1``, or with INFER_SCHEMA a column per field."""
+        infer = bool(self._settings()[3])
+        return self._files(path, "JSON", "*", infer=infer)
+
+    def parquet(self, path: str) -> DataFrame:
+        fmt, pattern, name, infer = self._settings()
+        if infer is False:
+            return self._files(path, "PARQUET", "$1", infer=False)
+        location = self._session._conn.stage_path(path)
+        if self._metadata or name is not None or fmt or self._is_file(location, path):
+            return self._files(path, "PARQUET", "*", infer=False)
+        return DataFrame(self._session, StageFiles(location, pattern))
+
+    def _is_file(self, location: StagePath, path: str) -> bool:
+        """Whether ``path`` names one file (``@stage/names.parquet``) rather than a folder."""
+        if path.rstrip().endswith("/") or not location.path:
+            return False
+        rows = self._session._conn.client.list_stage_files(
+            location.database, location.schema, location.stage, path=location.path
+        )
+        return any(r.path == location.path for r in rows)
+
+
+# Snowpark's copy options (COPY INTO <table>), which its reader runs for these; runbatch reads with a query.
+_COPY_OPTIONS = frozenset(
+    {
+        "ON_ERROR",
+        "SIZE_LIMIT",
+        "PURGE",
+        "RETURN_FAILED_ONLY",
+        "MATCH_BY_COLUMN_NAME",
+        "ENFORCE_LENGTH",
+        "TRUNCATECOLUMNS",
+        "FORCE",
+        "LOAD_UNCERTAIN_FILES",
+    }
+)
+
+
+def _file_type(datatype: DataType) -> str:
+    """The SQL type a CSV field is cast to (semi-structured types stay VARIANT)."""
+    if isinstance(datatype, ArrayType | MapType | VariantType | StructType):
+        return "VARIANT"
+    if isinstance(datatype, StringType):
+        return "VARCHAR"
+    return sql_type(datatype)

@@ -124,6 +124,9 @@ class S3Storage(Storage):
         paths = [f"{self.bucket}/{self._object(k)}" for k in keys]
         return ds.dataset(paths, format="parquet", filesystem=self._fs)
 
+    def arrow_files(self, keys: Iterable[str]) -> tuple[pafs.FileSystem, Sequence[str]]:
+        return self._fs, [f"{self.bucket}/{self._object(k)}" for k in keys]
+
     def open_output_stream(self, key: str) -> pa.NativeFile:
         if not normalize_key(key):
             raise InvalidArgumentError("A file name is required to write to a stage.")

@@ -12,7 +12,7 @@ import hashlib
 import os
 import shutil
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -112,6 +112,11 @@ class Storage(abc.ABC):
         whoever scans it (DuckDB on the control plane) never needs the root's credentials."""
 
     @abc.abstractmethod
+    def arrow_files(self, keys: Iterable[str]) -> tuple[pafs.FileSystem, Sequence[str]]:
+        """This root's own filesystem and the paths of ``keys`` in it, for datasets of other formats
+        (CSV, JSON) that, like ``parquet_dataset``, must never need the root's credentials."""
+
+    @abc.abstractmethod
     def local_path(self, key: str, cache_dir: Path) -> Path:
         """A local folder holding ``key`` and everything under it: the folder itself for a local
         root, a per-host cached copy (fetched once, then reused) for a remote one."""
@@ -177,6 +182,9 @@ class LocalStorage(Storage):
 
     def parquet_dataset(self, keys: Iterable[str]) -> ds.Dataset:
         return ds.dataset([self._path(k) for k in keys], format="parquet", filesystem=self._fs)
+
+    def arrow_files(self, keys: Iterable[str]) -> tuple[pafs.FileSystem, Sequence[str]]:
+        return self._fs, [self._path(k) for k in keys]
 
     def open_input_file(self, key: str) -> pa.NativeFile:
         path = self._path(key)

@@ -18,6 +18,7 @@ __all__ = [
     "ColumnSchema",
     "decode_schema",
     "encode_schema",
+    "FileStage",
     "InputSlice",
     "JobCreate",
     "JobPublic",
@@ -27,6 +28,7 @@ __all__ = [
     "LogsPublic",
     "ModelRef",
     "OutputFile",
+    "QueryInput",
     "ShardAck",
     "ShardAssignment",
     "ShardClaim",
@@ -62,6 +64,17 @@ class StageInput(BaseModel):
     kind: Literal["stage"] = "stage"
     location: str
     pattern: str | None = Field(default=None, description="Regular expression on file paths under location")
+
+
+class QueryInput(BaseModel):
+    """A query (Snowflake SQL: SELECT or WITH over tables and stage files) whose rows are the input.
+
+    The control plane runs it and streams the result into Parquet under the job's
+    ``input_location``, so DataFrames built from tables and stage files never pass through the client.
+    """
+
+    kind: Literal["query"] = "query"
+    sql: str = Field(min_length=1)
 
 
 class UploadInput(BaseModel):
@@ -100,7 +113,7 @@ class JobCreate(BaseModel):
     schema_: str | None = Field(default=None, alias="schema", description="Current schema")
     model: ModelRef
     compute_pool: str
-    input: Annotated[StageInput | UploadInput, Field(discriminator="kind")]
+    input: Annotated[StageInput | UploadInput | QueryInput, Field(discriminator="kind")]
     input_spec: InputSpec = Field(default_factory=InputSpec)
     output_spec: OutputSpec
     job_spec: JobSpec = Field(default_factory=JobSpec)
@@ -186,6 +199,18 @@ class ShardClaim(BaseModel):
     worker: str = Field(description="Name of the claiming worker (host:pid)")
 
 
+class FileStage(BaseModel):
+    """A stage that rows of a file column name, with the storage its files are read from."""
+
+    database: str
+    schema_: str = Field(alias="schema")
+    stage: str
+    storage: StorageConfig
+    root_key: str = Field(description="Key prefix of the stage's files in storage ('' for an external stage)")
+
+    model_config = {"populate_by_name": True}
+
+
 class ShardWork(BaseModel):
     """Everything a runtime needs to process one shard attempt."""
 
@@ -222,6 +247,13 @@ class ShardWork(BaseModel):
     image_repo: str | None = None
     default_database: str | None = Field(default=None, description="For relative stage paths in file columns")
     default_schema: str | None = None
+    file_stages: list[FileStage] = Field(
+        default_factory=list, description="The stages files in column_handling columns are read from"
+    )
+    fail_fast: bool = Field(
+        default=False, description="JobSpec.fail_fast: the first failed row fails the shard"
+    )
+    max_failed_rows: int | None = Field(default=None, description="JobSpec.max_failed_rows")
 
 
 class ShardAssignment(BaseModel):
@@ -251,6 +283,9 @@ class OutputFile(BaseModel):
     key: str
     rows: int
     bytes: int
+    kind: Literal["data", "errors"] = Field(
+        default="data", description="errors: rows that failed, committed under <output>/_errors/"
+    )
 
 
 class ShardComplete(BaseModel):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from runbatch.wire.jobs import JobCreate, JobPublic, JobsPublic, LogsPublic, ShardPublic
+from runbatch.wire.jobs import JobCreate, JobPublic, JobsPublic, LogsPublic, QueryInput, ShardPublic
 from server.deps import ControlPlaneDep, SessionDep, UserDep
 from server.jobs import service as jobs
 from server.jobs.finalize import finalize_soon
+from server.jobs.query_input import materialize_soon
+from server.sql.results import open_query
 
 router = APIRouter(tags=["jobs"])
 
@@ -16,12 +18,33 @@ _JOB = "/databases/{database}/schemas/{schema}/jobs/{name}"
 
 @router.post("/jobs", status_code=status.HTTP_201_CREATED)
 def submit_job(body: JobCreate, session: SessionDep, cp: ControlPlaneDep, user: UserDep) -> JobPublic:
-    """Validate and record a job. Stage input starts right away; uploaded input waits for ``start``."""
-    with cp.read_sessionmaker() as reading:
-        draft = jobs.prepare_job(reading, cp, user, body)
-    job = jobs.record_job(session, cp, draft)
-    due = jobs.mark_dispatched(job)
-    session.commit()
+    """Validate and record a job. Stage input starts right away; uploaded input waits for ``start``;
+    a query input starts once the control plane has written the query's rows (in the background)."""
+    query = None
+    try:
+        with cp.read_sessionmaker() as reading:
+            if isinstance(body.input, QueryInput):
+                # Compiled first: a query error refuses the job before anything is recorded.
+                query = open_query(
+                    reading,
+                    cp.storage,
+                    cp.secrets,
+                    body.input.sql,
+                    database=body.database,
+                    schema=body.schema_,
+                )
+            draft = jobs.prepare_job(
+                reading, cp, user, body, query_schema=query.reader.schema if query is not None else None
+            )
+        job = jobs.record_job(session, cp, draft)
+        due = jobs.mark_dispatched(job)
+        session.commit()
+    except BaseException:
+        if query is not None:
+            query.close()
+        raise
+    if query is not None:
+        materialize_soon(cp, job.id, query)
     if due:
         cp.dispatcher.dispatch(job.compute_pool, due)
     return jobs.job_public(job)
@@ -52,10 +75,11 @@ def list_jobs(
     status: str | None = None,
     limit: int = 100,
     offset: int = 0,
+    name: str | None = None,
 ) -> JobsPublic:
-    """Newest first. ``limit <= 0`` means no limit."""
+    """Newest first. ``limit <= 0`` means no limit; ``name`` finds a job without knowing its schema."""
     rows, total = jobs.list_jobs(
-        session, database=database, schema=schema, status=status, limit=limit, offset=offset
+        session, database=database, schema=schema, status=status, limit=limit, offset=offset, name=name
     )
     return JobsPublic(data=[jobs.job_public(j) for j in rows], count=total)
 

@@ -29,6 +29,7 @@ from server.jobs import service as jobs
 from server.jobs import shards as protocol
 from server.jobs.finalize import finalize_soon
 from server.jobs.states import ShardState
+from server.metrics import attempt_open
 
 router = APIRouter(prefix="/shards", tags=["shards"])
 
@@ -130,8 +131,11 @@ def report_exit(
     shard_id: uuid.UUID, body: ShardExit, session: SessionDep, cp: ControlPlaneDep, _: UserDep
 ) -> None:
     """The worker reports the runtime's exit, after shipping its last output lines."""
+    ending = attempt_open(protocol.get_shard(session, shard_id), body.attempt)
     shard = protocol.exit_reported(session, shard_id, body.attempt, body.message, retryable=body.retryable)
     session.commit()
+    if ending:
+        cp.metrics.shard_ended(shard)
     if shard.state == ShardState.PENDING:
         return  # a retry: the reaper dispatches it when its backoff ends
     finalize_soon(cp, shard.job_id)

@@ -2,6 +2,7 @@
 
 Control statements answer JSON (``SqlResult``). A query (SELECT, WITH) answers an Arrow IPC
 stream, which the client must accept (``Accept: application/vnd.apache.arrow.stream``).
+COPY INTO @stage runs its query and writes the files here, then answers JSON.
 """
 
 from fastapi import APIRouter, Request
@@ -12,6 +13,7 @@ from runbatch.wire.resources import SqlRequest, SqlResult, is_query
 from server.deps import ControlPlaneDep, SessionDep, UserDep
 from server.sql.executor import execute_sql
 from server.sql.results import ARROW_STREAM, open_query
+from server.sql.unload import is_copy, plan_unload
 
 router = APIRouter(tags=["sql"])
 
@@ -35,7 +37,15 @@ def run_sql(
         )
         # Metadata lookups are done: release the connection before the (possibly long) stream.
         session.close()
+        result.prefetch()
         return StreamingResponse(result.chunks(), media_type=ARROW_STREAM)
+    if is_copy(body.sql):
+        unload = plan_unload(
+            session, cp.storage, cp.secrets, body.sql, database=body.database, schema=body.schema_
+        )
+        # As for a query: the files are written after the metadata connection is released.
+        session.close()
+        return unload.run()
     execution = execute_sql(
         session, cp.storage, cp.secrets, user, body.sql, database=body.database, schema=body.schema_
     )

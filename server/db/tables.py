@@ -13,11 +13,13 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Dialect,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -32,7 +34,12 @@ __all__ = [
     "ApiTokenRow",
     "Base",
     "ComputePoolRow",
+    "DagRow",
+    "DagRunRow",
+    "DagTaskRow",
+    "DagTaskRunRow",
     "DatabaseRow",
+    "FileFormatRow",
     "JobLogRow",
     "JobRow",
     "ModelAliasRow",
@@ -339,3 +346,137 @@ class ApiTokenRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column()
     revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class DagRow(Base):
+    """A task graph (Snowflake's root task): its schedule and, through its tasks, what each run does.
+
+    ``next_slot_at`` is the first schedule slot no scheduler has fired yet; schedulers move it
+    forward with a compare-and-set, so a slot is taken once whatever the number of replicas.
+    """
+
+    __tablename__ = "dags"
+    __table_args__ = (UniqueConstraint("schema_id", "name"), Index("ix_dags_next_slot_at", "next_slot_at"))
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    schema_id: Mapped[int] = mapped_column(ForeignKey("schemas.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16))
+    schedule: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Interval schedules count their slots from here (the last resume); cron slots ignore it.
+    schedule_anchor_at: Mapped[datetime | None] = mapped_column()
+    next_slot_at: Mapped[datetime | None] = mapped_column()
+    graph_version: Mapped[int] = mapped_column(Integer, default=1)
+    warehouse: Mapped[str | None] = mapped_column(String(255))
+    comment: Mapped[str | None] = mapped_column(Text)
+    allow_overlapping_execution: Mapped[bool] = mapped_column(Boolean, default=False)
+    user_task_timeout_ms: Mapped[int | None] = mapped_column(BigInteger)
+    suspend_task_after_num_failures: Mapped[int | None] = mapped_column(Integer)
+    config: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    session_parameters: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    use_func_return_value: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_suspended_reason: Mapped[str | None] = mapped_column(Text)
+    owner: Mapped[str] = mapped_column(String(255))
+    created_on: Mapped[datetime] = mapped_column(default=utcnow)
+
+    schema: Mapped[SchemaRow] = relationship()
+    tasks: Mapped[list[DagTaskRow]] = relationship(
+        back_populates="dag", cascade="all, delete-orphan", order_by="DagTaskRow.position"
+    )
+
+
+class DagTaskRow(Base):
+    """One child task of a DAG: SQL text, or a Python callable pickled by value."""
+
+    __tablename__ = "dag_tasks"
+    __table_args__ = (UniqueConstraint("dag_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dag_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("dags.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    position: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    sql: Mapped[str | None] = mapped_column(Text)
+    python: Mapped[bytes | None] = mapped_column(LargeBinary)
+    predecessors: Mapped[list[Any]] = mapped_column(JSON)
+    is_finalizer: Mapped[bool] = mapped_column(Boolean, default=False)
+    comment: Mapped[str | None] = mapped_column(Text)
+    warehouse: Mapped[str | None] = mapped_column(String(255))
+    user_task_timeout_ms: Mapped[int | None] = mapped_column(BigInteger)
+    session_parameters: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    dag: Mapped[DagRow] = relationship(back_populates="tasks")
+
+
+class DagRunRow(Base):
+    """One run of a DAG: a schedule slot (``slot_at``, unique per DAG) or an EXECUTE request."""
+
+    __tablename__ = "dag_runs"
+    __table_args__ = (
+        # The backstop behind the scheduler's compare-and-set: a slot never fires twice.
+        UniqueConstraint("dag_id", "slot_at"),
+        Index("ix_dag_runs_state", "state"),
+        Index("ix_dag_runs_dag_id_scheduled_at", "dag_id", "scheduled_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    dag_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("dags.id", ondelete="CASCADE"))
+    trigger: Mapped[str] = mapped_column(String(16))
+    slot_at: Mapped[datetime | None] = mapped_column()
+    scheduled_at: Mapped[datetime] = mapped_column()
+    state: Mapped[str] = mapped_column(String(16))
+    missed_slots: Mapped[int] = mapped_column(Integer, default=0)
+    graph_version: Mapped[int] = mapped_column(Integer)
+    # The control plane process running it, and its liveness: a run whose process died is failed.
+    owner: Mapped[str | None] = mapped_column(String(255))
+    heartbeat_at: Mapped[datetime | None] = mapped_column()
+    started_at: Mapped[datetime | None] = mapped_column()
+    completed_at: Mapped[datetime | None] = mapped_column()
+    first_error_task_name: Mapped[str | None] = mapped_column(String(511))
+    first_error_code: Mapped[int | None] = mapped_column(Integer)
+    first_error_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    dag: Mapped[DagRow] = relationship()
+    task_runs: Mapped[list[DagTaskRunRow]] = relationship(
+        back_populates="run", cascade="all, delete-orphan", order_by="DagTaskRunRow.id"
+    )
+
+
+class DagTaskRunRow(Base):
+    """One task's execution within a run; tasks a failure kept from running have no row (as in Snowflake)."""
+
+    __tablename__ = "dag_task_runs"
+    __table_args__ = (UniqueConstraint("run_id", "name"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("dag_runs.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16))
+    return_value: Mapped[str | None] = mapped_column(Text)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column()
+    job_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    log: Mapped[str] = mapped_column(Text, default="")
+
+    run: Mapped[DagRunRow] = relationship(back_populates="task_runs")
+
+
+class FileFormatRow(Base):
+    """A named file format (CREATE FILE FORMAT): its TYPE and the options given, checked and normalized."""
+
+    __tablename__ = "file_formats"
+    __table_args__ = (UniqueConstraint("schema_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    schema_id: Mapped[int] = mapped_column(ForeignKey("schemas.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    format_type: Mapped[str] = mapped_column(String(16))
+    options: Mapped[dict[str, Any]] = mapped_column(JSON)
+    comment: Mapped[str | None] = mapped_column(Text)
+    owner: Mapped[str] = mapped_column(String(255))
+    created_on: Mapped[datetime] = mapped_column(default=utcnow)
+
+    schema: Mapped[SchemaRow] = relationship()

@@ -18,9 +18,11 @@ from typing import Any
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
+from runbatch.log_format import log_context
 from runbatch.stage.storage import Storage
 from server.control_plane import ControlPlane
 from server.db.tables import JobLogRow, JobRow, utcnow
+from server.jobs import failed_rows
 from server.jobs.states import (
     JOB_TRANSITIONS,
     TERMINAL_JOB_STATUSES,
@@ -59,7 +61,9 @@ def _finalize_logged(cp: ControlPlane, job_id: uuid.UUID, resume: bool) -> None:
     try:
         finalize(cp, job_id, resume=resume)
     except Exception:
-        log.exception("finalization of job %s crashed; the reaper will resume it", job_id)
+        log.exception(
+            "finalization of job %s crashed; the reaper will resume it", job_id, extra=log_context(job=job_id)
+        )
 
 
 def finalize(cp: ControlPlane, job_id: uuid.UUID, *, resume: bool = False) -> None:
@@ -105,7 +109,7 @@ def _finalize(cp: ControlPlane, job_id: uuid.UUID, resume: bool) -> None:
         if outcome == JobStatus.DONE:
             _with_retries(lambda: _commit_output(cp.storage, spec, job_name, shards, rows_total), job_name)
     except Exception as exc:  # storage failures end the job; they must not leave it FINALIZING forever
-        log.exception("finalizing job %s failed", job_id)
+        log.exception("finalizing job %s failed", job_id, extra=log_context(job=job_id, job_name=job_name))
         outcome, message = JobStatus.INTERNAL_ERROR, f"Committing the output failed: {exc}"
     finally:
         try:
@@ -115,6 +119,7 @@ def _finalize(cp: ControlPlane, job_id: uuid.UUID, resume: bool) -> None:
     with cp.sessionmaker() as session:
         _end(session, job_id, outcome, message)
         session.commit()
+    log.info("job %s finalized: %s", job_name, outcome, extra=log_context(job=job_id, job_name=job_name))
 
 
 def _with_retries(step: Callable[[], None], job_name: str) -> None:
@@ -149,6 +154,9 @@ def _outcome(job: JobRow) -> tuple[JobStatus, str]:
         return JobStatus.INTERNAL_ERROR, (
             f"Shards processed {done_rows} of {job.rows_total} input rows; the output was not committed."
         )
+    too_many = failed_rows.threshold_exceeded(job)
+    if too_many is not None:
+        return JobStatus.FAILED, too_many
     return JobStatus.DONE, ""
 
 
@@ -161,9 +169,14 @@ def _commit_output(
 ) -> None:
     out = spec["output_key"]
     manifest_files = []
+    error_files = []
     for index, _, files in sorted(shards):
         own = f"{spec['temporary_key']}/shards/{index:05d}/"
-        for seq, f in enumerate(files):
+        data = [f for f in files if f.get("kind", "data") == "data"]
+        errors = [f for f in files if f.get("kind") == "errors"]
+        for seq, f in enumerate(errors):
+            error_files.append(_commit_error_file(storage, f, own, out, index, seq))
+        for seq, f in enumerate(data):
             if not f["key"].startswith(own):  # complete() refuses these; never move a foreign key
                 raise ValueError(f"output file {f['key']} of shard {index} is outside {own}")
             dst = f"{out}/part-{index:05d}-{seq:05d}.parquet"
@@ -180,10 +193,27 @@ def _commit_output(
         "rows": sum(f["rows"] for f in manifest_files),
         "input_rows": rows_total,
         "files": manifest_files,
+        # runbatch's error rows (not in Snowflake): input rows that failed, under _errors/.
+        "failed_rows": sum(f["rows"] for f in error_files),
+        "error_files": error_files,
         "committed_at": utcnow().isoformat(),
     }
     storage.write_bytes(f"{out}/{MANIFEST_FILE}", json.dumps(manifest, indent=2).encode())
     storage.write_bytes(f"{out}/{SUCCESS_FILE}", b"")
+
+
+def _commit_error_file(
+    storage: Storage, f: dict[str, Any], own: str, out: str, index: int, seq: int
+) -> dict[str, Any]:
+    """Move one error file of a shard under ``<out>/_errors/`` (idempotent, as a resumed finalization needs)."""
+    if not f["key"].startswith(own):  # complete() refuses these; never move a foreign key
+        raise ValueError(f"output file {f['key']} of shard {index} is outside {own}")
+    dst = f"{out}/{failed_rows.ERRORS_FOLDER}/part-{index:05d}-{seq:05d}.parquet"
+    if storage.exists(f["key"]):
+        storage.move(f["key"], dst)
+    elif not storage.exists(dst):
+        raise FileNotFoundError(f"output file {f['key']} of shard {index} is missing")
+    return {"path": dst[len(out) + 1 :], "rows": f["rows"], "bytes": f["bytes"], "shard": index}
 
 
 def _end(session: Session, job_id: uuid.UUID, outcome: JobStatus, message: str) -> None:

@@ -28,6 +28,7 @@ from runbatch.wire.jobs import (
     JobCreate,
     JobPublic,
     LogLine,
+    QueryInput,
     ShardPublic,
     StageInput,
     UploadInput,
@@ -37,7 +38,7 @@ from runbatch.wire.jobs import (
 from server.auth.tokens import Principal
 from server.control_plane import ControlPlane
 from server.db.tables import JobLogRow, JobRow, SchemaRow, ShardRow, utcnow
-from server.jobs import validation
+from server.jobs import file_stages, validation
 from server.jobs.planner import InputFile, list_input_files, plan_partitioned, plan_slices
 from server.jobs.states import (
     TERMINAL_JOB_STATUSES,
@@ -114,11 +115,19 @@ class JobDraft:
     live_workers: bool
 
 
-def prepare_job(session: Session, cp: ControlPlane, principal: Principal, body: JobCreate) -> JobDraft:
+def prepare_job(
+    session: Session,
+    cp: ControlPlane,
+    principal: Principal,
+    body: JobCreate,
+    *,
+    query_schema: pa.Schema | None = None,
+) -> JobDraft:
     """Check everything knowable before compute starts; only reads (input footers included).
 
     Run it in a read-only session: on SQLite, reading thousands of footers must not hold the
-    write lock. ``record_job`` then stores the draft in a short write transaction.
+    write lock. ``record_job`` then stores the draft in a short write transaction. A
+    ``QueryInput`` comes with the schema of its already compiled query.
     """
     ref = body.model
     version = registry.get_version(session, ref.database, ref.schema_, ref.name, ref.version)
@@ -206,8 +215,11 @@ def prepare_job(session: Session, cp: ControlPlane, principal: Principal, body: 
         # Where to read from, by name: credentials are looked up when a shard starts, never stored here.
         input_stage = {"database": location.database, "schema": location.schema, "stage": location.stage}
     else:
-        assert isinstance(body.input, UploadInput)
-        schema = _declared_schema(body.input)
+        if isinstance(body.input, QueryInput):
+            assert query_schema is not None, "a query input needs its compiled schema"
+            schema = _as_parquet_reads(query_schema)
+        else:
+            schema = _declared_schema(body.input)
         input_location = output.child("_temporary/input").as_dir()
         input_key = output.child("_temporary/input").key
 
@@ -241,6 +253,14 @@ def prepare_job(session: Session, cp: ControlPlane, principal: Principal, body: 
         "feature_columns": feature_columns,
         "partition_column": partition_column,
         "column_handling": column_handling or None,
+        # Stage input is scanned here; uploaded and query input once it is there (start_job).
+        "file_stages": (
+            file_stages.check_file_stages(
+                session, resolved_in.storage, [f.key for f in files], column_handling, ctx
+            )
+            if files is not None
+            else []
+        ),
         "input_key": input_key,
         "input_stage": input_stage,
         "input_columns": schema.names,
@@ -413,6 +433,12 @@ def start_job(session: Session, cp: ControlPlane, job: JobRow, files: list[Input
             raise InvalidArgumentError(
                 f"Uploaded input has other column types than the job was created for: {', '.join(changed)}."
             )
+    if spec.get("column_handling"):
+        keys = [f.key for f in files]
+        found = file_stages.check_file_stages(
+            session, cp.storage, keys, spec["column_handling"], spec.get("context") or {}
+        )
+        job.spec = {**spec, "file_stages": found}
     _plan(session, cp, job, files)
     if not transition_phase(session, job.id, from_={JobPhase.AWAITING_INPUT}, to=JobPhase.QUEUED):
         raise ConflictError(f"Job {job.name} stopped waiting for input while it was being started.")
@@ -435,9 +461,18 @@ def get_job(session: Session, database: str, schema: str, name: str) -> JobRow:
 
 
 def list_jobs(
-    session: Session, *, database: str | None, schema: str | None, status: str | None, limit: int, offset: int
+    session: Session,
+    *,
+    database: str | None,
+    schema: str | None,
+    status: str | None,
+    limit: int,
+    offset: int,
+    name: str | None = None,
 ) -> tuple[list[JobRow], int]:
     query = select(JobRow).where(JobRow.deleted_at.is_(None))
+    if name is not None:
+        query = query.where(JobRow.name == name)
     if database is not None or schema is not None:
         query = query.join(JobRow.schema)
         if schema is not None:

@@ -15,6 +15,7 @@ from runbatch.wire.jobs import InputSlice, OutputFile, ShardWork
 from server.auth.tokens import hash_secret, new_shard_secret
 from server.control_plane import ControlPlane
 from server.db.tables import JobRow, ShardRow, utcnow
+from server.jobs import file_stages
 from server.jobs.states import (
     JobPhase,
     JobStatus,
@@ -143,6 +144,9 @@ def build_work(session: Session, cp: ControlPlane, shard: ShardRow) -> ShardWork
         image_repo=job_spec.image_repo,
         default_database=(spec.get("context") or {}).get("database"),
         default_schema=(spec.get("context") or {}).get("schema"),
+        file_stages=file_stages.work_file_stages(session, cp, spec),
+        fail_fast=job_spec.fail_fast,
+        max_failed_rows=job_spec.max_failed_rows,
     )
 
 

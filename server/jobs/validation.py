@@ -19,6 +19,7 @@ from runbatch.wire.registry import FunctionPublic
 __all__ = [
     "as_invalid_argument",
     "check_engine",
+    "check_failed_rows",
     "check_gpu_runtime",
     "check_partitioning",
     "match_partition_column",
@@ -162,6 +163,23 @@ def check_resources(job_spec: JobSpec) -> None:
         value = getattr(job_spec, name)
         if value is not None and value < 1:
             raise InvalidArgumentError(f"JobSpec.{name} must be at least 1; got {value}.")
+    check_failed_rows(job_spec)
+
+
+def check_failed_rows(job_spec: JobSpec) -> None:
+    """The error-row settings (runbatch's extension): a count, a fraction, or fail_fast alone."""
+    count, fraction = job_spec.max_failed_rows, job_spec.max_failed_rows_fraction
+    if count is not None and count < 0:
+        raise InvalidArgumentError(f"JobSpec.max_failed_rows must be 0 or more; got {count}.")
+    if fraction is not None and not 0.0 <= fraction <= 1.0:
+        raise InvalidArgumentError(
+            f"JobSpec.max_failed_rows_fraction must be between 0 and 1; got {fraction}."
+        )
+    if job_spec.fail_fast and (count is not None or fraction is not None):
+        raise InvalidArgumentError(
+            "JobSpec.fail_fast fails the job on its first failed row, so max_failed_rows and "
+            "max_failed_rows_fraction have no effect with it. Set fail_fast, or a threshold, not both."
+        )
 
 
 def _family(t: pa.DataType) -> str:

@@ -19,8 +19,8 @@ from runbatch.errors import AlreadyExistsError, InvalidArgumentError, NotFoundEr
 from runbatch.identifiers import qualified, resolve_identifier
 from runbatch.stage.storage import Storage
 from runbatch.wire.registry import FunctionPublic, ModelPublic, ModelVersionPublic
-from server.db.tables import ModelAliasRow, ModelRow, ModelTagRow, ModelVersionRow, SchemaRow
-from server.resources.service import get_schema
+from server.db.tables import DatabaseRow, ModelAliasRow, ModelRow, ModelTagRow, ModelVersionRow, SchemaRow
+from server.resources.service import get_database, get_schema
 from server.stages.service import name_key
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "check_new_version",
     "delete_model",
     "delete_version",
+    "find_models",
     "functions_of",
     "get_model",
     "get_version",
@@ -63,6 +64,18 @@ def get_model(session: Session, database: str, schema: str, name: str) -> ModelR
 def list_models(session: Session, database: str, schema: str) -> list[ModelRow]:
     sch = get_schema(session, database, schema)
     return list(session.scalars(select(ModelRow).where(ModelRow.schema_id == sch.id).order_by(ModelRow.name)))
+
+
+def find_models(
+    session: Session, *, database: str | None = None, schema: str | None = None
+) -> list[ModelRow]:
+    """Models of the account, of a database or of a schema, by database, schema and name (as SHOW MODELS)."""
+    query = select(ModelRow).join(ModelRow.schema).join(SchemaRow.database)
+    if database is not None and schema is not None:
+        query = query.where(ModelRow.schema_id == get_schema(session, database, schema).id)
+    elif database is not None:
+        query = query.where(SchemaRow.database_id == get_database(session, database).id)
+    return list(session.scalars(query.order_by(DatabaseRow.name, SchemaRow.name, ModelRow.name)))
 
 
 def _by_name(model: ModelRow, version: str) -> ModelVersionRow | None:

@@ -3,30 +3,57 @@
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import pyarrow as pa
+import yaml
 from sqlalchemy.orm import Session
 
-from runbatch.errors import InvalidArgumentError
-from runbatch.identifiers import qualified
+from runbatch.errors import InvalidArgumentError, NotFoundError
+from runbatch.identifiers import complete_name, qualified
 from runbatch.stage.paths import parse_stage_path
 from runbatch.stage.storage import Storage
+from runbatch.wire.listings import (
+    JOB_SERVICE_COLUMNS,
+    MODEL_COLUMNS,
+    VERSION_COLUMNS,
+    job_service_listing,
+    model_listing,
+    version_listing,
+)
 from runbatch.wire.resources import SqlResult
 from server.auth.tokens import Principal
+from server.file_formats import service as file_formats
+from server.jobs import service as jobs
+from server.registry import service as registry
 from server.resources import service as resources
 from server.secrets import SecretBox
+from server.sql.descriptions import (
+    FUNCTION_COLUMNS,
+    STAGE_PROPERTY_COLUMNS,
+    TABLE_COLUMNS,
+    function_rows,
+    stage_property_rows,
+    table_column_rows,
+)
 from server.sql.statements import (
+    AlterModel,
     CreateComputePool,
     CreateExternalStage,
+    CreateFileFormat,
     CreateNamespace,
+    Describe,
     Drop,
     ListFiles,
     RemoveFiles,
     Show,
+    ShowInModel,
+    ShowScoped,
     Use,
     parse_statement,
 )
@@ -191,6 +218,13 @@ def _drop(ctx: _Context, stmt: Drop) -> Execution:
         db, sch, name = _scope(ctx, stmt.parts, 3)
         location = tables.drop_table(ctx.session, db, sch, name, if_exists=stmt.if_exists)
         dropped, keys = location is not None, [location] if location is not None else []
+    elif stmt.kind == "FILE FORMAT":
+        db, sch, name = _scope(ctx, stmt.parts, 3)
+        dropped = file_formats.drop_file_format(ctx.session, db, sch, name, if_exists=stmt.if_exists)
+        keys = []
+    elif stmt.kind == "MODEL":
+        prefix = _drop_model(ctx, stmt.parts, stmt.if_exists)
+        dropped, keys = prefix is not None, [prefix] if prefix is not None else []
     else:
         (name,) = stmt.parts
         dropped = resources.drop_compute_pool(ctx.session, name, if_exists=stmt.if_exists)
@@ -321,6 +355,25 @@ def _show(ctx: _Context, stmt: Show) -> Execution:
             ]
             for s in stages.list_stages(ctx.session, db, sch)
         ]
+    elif stmt.kind == "FILE FORMATS":
+        db, sch = _scope(ctx, stmt.in_parts, 2) if stmt.in_parts else (ctx.database, ctx.schema)
+        if db is None or sch is None:
+            raise InvalidArgumentError("SHOW FILE FORMATS needs a current schema or IN SCHEMA <db>.<schema>.")
+        columns = [
+            "created_on",
+            "name",
+            "database_name",
+            "schema_name",
+            "type",
+            "owner",
+            "comment",
+            "format_options",
+        ]
+        rows = [
+            [_ts(f.created_on), f.name, db, sch, f.format_type, f.owner, f.comment or "", fmt.describe()]
+            for f in file_formats.list_file_formats(ctx.session, db, sch)
+            for fmt in [file_formats.row_format(f)]
+        ]
     elif stmt.kind == "TABLES":
         db, sch = _scope(ctx, stmt.in_parts, 2) if stmt.in_parts else (ctx.database, ctx.schema)
         if db is None or sch is None:
@@ -370,8 +423,221 @@ def _show(ctx: _Context, stmt: Show) -> Execution:
     return Execution(SqlResult(columns=columns, rows=rows, database=ctx.database, schema=ctx.schema))
 
 
+# -- models, job services and DESCRIBE -------------------------------------------------------------
+
+
+def _cell(value: Any) -> Any:
+    return _ts(value) if isinstance(value, datetime) else value
+
+
+def _listing(ctx: _Context, columns: list[str], records: list[dict[str, Any]]) -> Execution:
+    rows = [[_cell(r[c]) for c in columns] for r in records]
+    return Execution(SqlResult(columns=columns, rows=rows, database=ctx.database, schema=ctx.schema))
+
+
+def _filtered(
+    records: list[dict[str, Any]], like: str | None, starts_with: str | None = None
+) -> list[dict[str, Any]]:
+    pattern = _like(like)
+    return [
+        r
+        for r in records
+        if (pattern is None or pattern.fullmatch(r["name"]))
+        and (starts_with is None or r["name"].startswith(starts_with))
+    ]
+
+
+def _scope_of_show(ctx: _Context, stmt: ShowScoped) -> tuple[str | None, str | None]:
+    """The database and schema a SHOW lists (None: all); a named scope must exist."""
+    if stmt.scope in ("ACCOUNT", "COMPUTE POOL"):
+        return None, None
+    if stmt.scope == "SCHEMA":
+        if not stmt.in_parts and (ctx.database is None or ctx.schema is None):
+            raise InvalidArgumentError(
+                f"SHOW {stmt.kind} IN SCHEMA needs a current schema; name one (IN SCHEMA <db>.<schema>) "
+                "or run USE SCHEMA first."
+            )
+        db, sch = _scope(ctx, stmt.in_parts, 2) if stmt.in_parts else (ctx.database, ctx.schema)
+        assert db is not None and sch is not None
+        resources.get_schema(ctx.session, db, sch)
+        return db, sch
+    # IN DATABASE, or no IN: the current database; with none, the whole account (as Snowflake).
+    db = stmt.in_parts[0] if stmt.in_parts else ctx.database
+    if db is not None:
+        resources.get_database(ctx.session, db)
+    return db, None
+
+
+def _show_scoped(ctx: _Context, stmt: ShowScoped) -> Execution:
+    database, schema = _scope_of_show(ctx, stmt)
+    if stmt.kind == "MODELS":
+        models = registry.find_models(ctx.session, database=database, schema=schema)
+        columns, records = MODEL_COLUMNS, [model_listing(registry.model_public(m)) for m in models]
+    else:
+        found, _ = jobs.list_jobs(
+            ctx.session, database=database, schema=schema, status=None, limit=0, offset=0
+        )
+        if stmt.scope == "COMPUTE POOL":
+            pool = resources.get_compute_pool(ctx.session, stmt.in_parts[0]).name
+            found = [j for j in found if j.compute_pool == pool]
+        publics = sorted(
+            (jobs.job_public(j) for j in found), key=lambda j: (j.database_name, j.schema_name, j.name)
+        )
+        columns, records = JOB_SERVICE_COLUMNS, [job_service_listing(j) for j in publics]
+    records = _filtered(records, stmt.like, stmt.starts_with)
+    if stmt.limit is not None:
+        records = records[: stmt.limit]
+    return _listing(ctx, columns, records)
+
+
+def _show_in_model(ctx: _Context, stmt: ShowInModel) -> Execution:
+    model = registry.get_model(ctx.session, *_scope(ctx, stmt.model, 3))
+    if stmt.kind == "VERSIONS":
+        records = [version_listing(registry.version_public(v)) for v in model.versions]
+        return _listing(ctx, VERSION_COLUMNS, _filtered(records, stmt.like))
+    # Without VERSION, the default version's functions (as Snowflake).
+    version = registry.resolve_version(model, stmt.version or "DEFAULT")
+    return _listing(ctx, FUNCTION_COLUMNS, _filtered(function_rows(version), stmt.like))
+
+
+def _describe(ctx: _Context, stmt: Describe) -> Execution:
+    columns: list[str]
+    rows: list[list[Any]]
+    if stmt.kind == "DATABASE":
+        (name,) = stmt.parts
+        columns = ["created_on", "name", "kind"]
+        rows = [[_ts(s.created_on), s.name, "SCHEMA"] for s in resources.list_schemas(ctx.session, name)]
+    elif stmt.kind == "SCHEMA":
+        db, sch = _scope(ctx, stmt.parts, 2)
+        found = [(t.created_on, t.name, "TABLE") for t in tables.list_tables(ctx.session, db, sch)]
+        found += [(s.created_on, s.name, "STAGE") for s in stages.list_stages(ctx.session, db, sch)]
+        found += [(m.created_on, m.name, "MODEL") for m in registry.list_models(ctx.session, db, sch)]
+        columns = ["created_on", "name", "kind"]
+        rows = [[_ts(created), name, kind] for created, name, kind in sorted(found, key=lambda f: f[1:])]
+    elif stmt.kind == "STAGE":
+        columns, rows = (
+            STAGE_PROPERTY_COLUMNS,
+            stage_property_rows(stages.get_stage(ctx.session, *_scope(ctx, stmt.parts, 3))),
+        )
+    elif stmt.kind == "TABLE":
+        table = tables.get_table(ctx.session, *_scope(ctx, stmt.parts, 3))
+        keys = [e.key for e in ctx.storage.list(table.location + "/")]
+        schema = ctx.storage.parquet_dataset(keys).schema if keys else pa.schema([])
+        columns, rows = TABLE_COLUMNS, table_column_rows(schema)
+    elif stmt.kind == "MODEL":
+        model = registry.get_model(ctx.session, *_scope(ctx, stmt.parts, 3))
+        return _listing(ctx, MODEL_COLUMNS, [model_listing(registry.model_public(model))])
+    elif stmt.kind == "COMPUTE POOL":
+        pool = resources.get_compute_pool(ctx.session, stmt.parts[0])
+        listed = _show(ctx, Show("COMPUTE POOLS", None)).result
+        columns, rows = (
+            listed.columns,
+            [r for r in listed.rows if r[listed.columns.index("name")] == pool.name],
+        )
+    else:
+        public = jobs.job_public(jobs.get_job(ctx.session, *_scope(ctx, stmt.parts, 3)))
+        record = job_service_listing(public)
+        record["spec"] = yaml.safe_dump(public.spec, sort_keys=False)
+        at = JOB_SERVICE_COLUMNS.index("compute_pool") + 1
+        return _listing(ctx, [*JOB_SERVICE_COLUMNS[:at], "spec", *JOB_SERVICE_COLUMNS[at:]], [record])
+    return Execution(SqlResult(columns=columns, rows=rows, database=ctx.database, schema=ctx.schema))
+
+
+def _drop_model(ctx: _Context, parts: list[str], if_exists: bool) -> str | None:
+    """Delete a model as Registry.delete_model does; returns its storage prefix, None when it was absent."""
+    try:
+        model = registry.get_model(ctx.session, *_scope(ctx, parts, 3))
+    except NotFoundError:
+        if if_exists:
+            return None
+        raise
+    return registry.delete_model(ctx.session, model)
+
+
+def _metrics(metadata: str) -> dict[str, Any]:
+    try:
+        parsed = json.loads(metadata)
+    except json.JSONDecodeError as exc:
+        raise InvalidArgumentError(f"METADATA is not valid JSON: {exc}.") from None
+    if (
+        not isinstance(parsed, dict)
+        or set(parsed) - {"metrics"}
+        or not isinstance(parsed.get("metrics", {}), dict)
+    ):
+        raise InvalidArgumentError(
+            'METADATA takes a JSON object of metrics only, such as \'{"metrics": {"rmse": 0.25}}\'.'
+        )
+    return dict(parsed.get("metrics", {}))
+
+
+def _alter_model(ctx: _Context, stmt: AlterModel) -> Execution:
+    """Each action goes through the registry service the REST routes use, with the same checks and errors."""
+    db, sch, name = _scope(ctx, stmt.parts, 3)
+    try:
+        model = registry.get_model(ctx.session, db, sch, name)
+    except NotFoundError:
+        if stmt.if_exists:
+            return _status(ctx, "Statement executed successfully.")
+        raise
+    after: list[Callable[[], None]] = []
+    props = stmt.properties
+    if stmt.action == "SET":
+        if "COMMENT" in props:
+            model.comment = props["COMMENT"]
+            ctx.session.flush()
+        if "DEFAULT_VERSION" in props:
+            registry.set_default(ctx.session, model, props["DEFAULT_VERSION"])
+    elif stmt.action in ("SET TAG", "UNSET TAG"):
+        for tag in stmt.tags:
+            # Tag names resolve against the model's schema, as Model.set_tag does.
+            tag_db, tag_sch, tag_name = complete_name(tag.parts, db, sch)
+            full = qualified(tag_db or db, tag_sch or sch, tag_name)
+            if tag.value is None:
+                registry.unset_tag(ctx.session, model, full)
+            else:
+                registry.set_tag(ctx.session, model, full, tag.value)
+    elif stmt.action == "SET ALIAS":
+        assert stmt.version is not None
+        registry.set_alias(ctx.session, model, stmt.version, props["ALIAS"])
+    elif stmt.action == "UNSET ALIAS":
+        assert stmt.version is not None
+        registry.unset_alias(ctx.session, model, stmt.version)
+    elif stmt.action == "MODIFY VERSION":
+        assert stmt.version is not None
+        version = registry.resolve_version(model, stmt.version)
+        if "COMMENT" in props:
+            version.comment = props["COMMENT"]
+        if "METADATA" in props:
+            version.metrics = _metrics(props["METADATA"])
+        ctx.session.flush()
+    else:
+        assert stmt.version is not None
+        key = registry.delete_version(ctx.session, model, stmt.version)
+        after.append(lambda: _purge(ctx.storage, key))
+    return _status(ctx, "Statement executed successfully.", after)
+
+
+def _create_file_format(ctx: _Context, stmt: CreateFileFormat) -> Execution:
+    db, sch, name = _scope(ctx, stmt.parts, 3)
+    _, created = file_formats.create_file_format(
+        ctx.session,
+        db,
+        sch,
+        name,
+        stmt.options,
+        owner=ctx.principal.name,
+        comment=stmt.comment,
+        if_not_exists=stmt.if_not_exists,
+        or_replace=stmt.or_replace,
+    )
+    if not created:
+        return _status(ctx, f"{qualified(name)} already exists, statement succeeded.")
+    return _status(ctx, f"File format {qualified(name)} successfully created.")
+
+
 _HANDLERS: dict[type[Any], Callable[[_Context, Any], Execution]] = {
     CreateNamespace: _create,
+    CreateFileFormat: _create_file_format,
     CreateExternalStage: _create_external_stage,
     CreateComputePool: _create_pool,
     Drop: _drop,
@@ -379,4 +645,8 @@ _HANDLERS: dict[type[Any], Callable[[_Context, Any], Execution]] = {
     ListFiles: _list,
     RemoveFiles: _remove,
     Show: _show,
+    ShowScoped: _show_scoped,
+    ShowInModel: _show_in_model,
+    Describe: _describe,
+    AlterModel: _alter_model,
 }

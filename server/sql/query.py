@@ -2,11 +2,17 @@
 
 Pure: nothing here touches the metadata database or storage. ``server.sql.results`` resolves
 the sources into Arrow datasets and runs the translated text.
+
+Stage files keep Snowflake's column references: ``$1``, ``$2`` (positional), ``$1:field``
+(a path into a semi-structured value) and the ``METADATA$`` columns become columns the
+source's relation provides under a reserved prefix (``"__runbatch_virtual_$1"``), output under
+their own names; ``Query.virtual`` lists those the query names, so the relation computes only
+what is asked for. As in Snowflake, ``SELECT *`` over stage files never includes them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlglot
 from sqlglot import exp
@@ -15,16 +21,33 @@ from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 
 from runbatch.errors import InvalidArgumentError, UnsupportedError
 
-__all__ = ["Query", "StageSource", "TableSource", "translate"]
+__all__ = ["METADATA_COLUMNS", "VIRTUAL_PREFIX", "Query", "StageSource", "TableSource", "translate"]
+
+VIRTUAL_PREFIX = "__runbatch_virtual_"
+
+# The metadata columns of staged files that runbatch provides (Snowflake's names).
+METADATA_COLUMNS = frozenset(
+    {
+        "METADATA$FILENAME",
+        "METADATA$FILE_ROW_NUMBER",
+        "METADATA$FILE_LAST_MODIFIED",
+        "METADATA$START_SCAN_TIME",
+    }
+)
+# Casting a path into a value to one of these keeps it semi-structured; any other type takes the
+# value itself (Snowflake's $1:name::STRING is the text, not its JSON form with quotes).
+_SEMI_STRUCTURED = {exp.DType.VARIANT, exp.DType.OBJECT, exp.DType.ARRAY, exp.DType.JSON, exp.DType.STRUCT}
+_VARIANT = {exp.DType.VARIANT, exp.DType.OBJECT}
 
 
 @dataclass(frozen=True)
 class StageSource:
-    """``@[db.][schema.]stage[/path]`` with its PATTERN; the files are read as Parquet."""
+    """``@[db.][schema.]stage[/path]`` with its PATTERN and FILE_FORMAT (None: Parquet)."""
 
     alias: str
     stage: str
     pattern: str | None
+    file_format: str | None = None  # a format name, or inline options in parentheses: '(TYPE = CSV ...)'
 
 
 @dataclass(frozen=True)
@@ -40,10 +63,20 @@ Source = StageSource | TableSource
 class Query:
     sql: str  # DuckDB dialect; every source is referenced by its alias
     sources: list[Source]
+    virtual: frozenset[str] = field(default_factory=frozenset)  # "$1", "METADATA$FILENAME", ... named
 
 
 def translate(sql: str) -> Query:
     """Parse ``sql`` as Snowflake, replace stage and table references by aliases, emit DuckDB."""
+    tree = parse_one(sql)
+    if not isinstance(tree, exp.Query):
+        raise UnsupportedError(
+            f"Only SELECT and WITH queries run over data; {tree.key.upper()} is not supported."
+        )
+    return translate_tree(tree)
+
+
+def parse_one(sql: str) -> exp.Expr:
     try:
         statements = [s for s in sqlglot.parse(sql, read="snowflake") if s is not None]
     except ParseError as exc:
@@ -52,21 +85,28 @@ def translate(sql: str) -> Query:
         raise InvalidArgumentError(
             f"SQL compilation error: session.sql runs one statement at a time; this text has {len(statements)}."
         )
-    tree = statements[0]
-    if not isinstance(tree, exp.Query):
-        raise UnsupportedError(
-            f"Only SELECT and WITH queries run over data; {tree.key.upper()} is not supported."
-        )
-    if any(True for _ in tree.find_all(exp.Parameter, exp.Placeholder)):
-        raise UnsupportedError(
-            "Positional column references ($1) and bind variables are not supported in runbatch queries; "
-            "name the columns (SELECT col FROM @stage/path) and inline the values."
-        )
+    return statements[0]
+
+
+def translate_tree(tree: exp.Query) -> Query:
+    if any(True for _ in tree.find_all(exp.Placeholder)):
+        raise UnsupportedError("Bind variables are not supported in runbatch queries; inline the values.")
     # Snowflake resolves unquoted identifiers to upper case; do it before DuckDB sees them.
     tree = normalize_identifiers(tree, dialect="snowflake")
+    _positional_columns(tree)
+    _metadata_columns(tree)
+    _json_casts(tree)
+    virtual = frozenset(
+        c.name[len(VIRTUAL_PREFIX) :] for c in tree.find_all(exp.Column) if c.name.startswith(VIRTUAL_PREFIX)
+    )
+    if virtual:
+        _name_virtual_outputs(tree)
+        _stars_without_virtual(tree, virtual)
     ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
     sources: list[Source] = []
     for table in list(tree.find_all(exp.Table)):
+        if table.arg_key == "format":
+            continue  # FILE_FORMAT => name: a file format, not a table to read
         source = _source(table, ctes, len(sources))
         if source is None:
             continue
@@ -76,7 +116,92 @@ def translate(sql: str) -> Query:
         if alias:
             replacement.set("alias", exp.TableAlias(this=exp.to_identifier(alias, quoted=True)))
         table.replace(replacement)
-    return Query(tree.sql(dialect="duckdb"), sources)
+    return Query(tree.sql(dialect="duckdb"), sources, virtual)
+
+
+def _positional_columns(tree: exp.Expr) -> None:
+    """``$1`` and ``t.$1`` become the quoted column ``"$1"`` (DuckDB would read ``$1`` as a parameter)."""
+    for param in list(tree.find_all(exp.Parameter)):
+        inner = param.this
+        if not (isinstance(inner, exp.Literal) and not inner.is_string and str(inner.this).isdigit()):
+            raise UnsupportedError(
+                f"Session variables ({param.sql(dialect='snowflake')}) are not supported in runbatch queries; "
+                "inline the value."
+            )
+        name = exp.to_identifier(f"{VIRTUAL_PREFIX}${inner.this}", quoted=True)
+        parent = param.parent
+        if isinstance(parent, exp.Column) and parent.this is param:
+            parent.set("this", name)
+        else:
+            param.replace(exp.Column(this=name))
+
+
+def _metadata_columns(tree: exp.Expr) -> None:
+    for column in tree.find_all(exp.Column):
+        ident = column.this
+        if not isinstance(ident, exp.Identifier) or not ident.name.upper().startswith("METADATA$"):
+            continue
+        if ident.name not in METADATA_COLUMNS:
+            raise UnsupportedError(
+                f"{ident.name} is not supported; staged files have {', '.join(sorted(METADATA_COLUMNS))}."
+            )
+        column.set("this", exp.to_identifier(VIRTUAL_PREFIX + ident.name, quoted=True))
+
+
+def _name_virtual_outputs(tree: exp.Expr) -> None:
+    """``SELECT $1`` outputs a column named ``$1``, as in Snowflake, not the reserved name."""
+    for select in tree.find_all(exp.Select):
+        for projection in list(select.expressions):
+            if isinstance(projection, exp.Column) and projection.name.startswith(VIRTUAL_PREFIX):
+                name = exp.to_identifier(projection.name[len(VIRTUAL_PREFIX) :], quoted=True)
+                projection.replace(exp.Alias(this=projection.copy(), alias=name))
+
+
+def _stars_without_virtual(tree: exp.Expr, virtual: frozenset[str]) -> None:
+    """``*`` (and ``alias.*``) over stage files leaves out the positional and metadata columns."""
+    for select in tree.find_all(exp.Select):
+        staged = _staged_aliases(select)
+        if not staged:
+            continue
+        for projection in select.expressions:
+            star = None
+            if isinstance(projection, exp.Star):
+                star = projection
+            elif isinstance(projection, exp.Column) and isinstance(projection.this, exp.Star):
+                star = projection.this if projection.table in staged else None
+            if star is not None:
+                star.set(
+                    "except_",
+                    [exp.column(exp.to_identifier(VIRTUAL_PREFIX + n, quoted=True)) for n in sorted(virtual)],
+                )
+
+
+def _staged_aliases(select: exp.Select) -> set[str]:
+    """The names (alias, or '' without one) of the stage references a SELECT reads directly."""
+    names = set()
+    for item in [select.args.get("from_"), *(select.args.get("joins") or [])]:
+        table = item.this if item is not None else None
+        if (
+            isinstance(table, exp.Table)
+            and isinstance(table.this, exp.Var | exp.Literal)
+            and str(table.this.this).startswith("@")
+        ):
+            names.add(table.alias)
+    return names
+
+
+def _json_casts(tree: exp.Expr) -> None:
+    for cast in list(tree.find_all(exp.Cast)):
+        extract = cast.this
+        to = cast.args.get("to")
+        if not isinstance(to, exp.DataType):
+            continue
+        if to.this in _VARIANT:
+            # DuckDB's own VARIANT does not travel as Arrow the client reads; JSON is Snowflake's
+            # VARIANT as the connector shows it ('abc'::VARIANT is the JSON text "abc").
+            cast.replace(exp.Anonymous(this="to_json", expressions=[extract.copy()]))
+        elif isinstance(extract, exp.JSONExtract) and to.this not in _SEMI_STRUCTURED:
+            cast.set("this", exp.JSONExtractScalar(this=extract.this, expression=extract.expression))
 
 
 def _source(table: exp.Table, ctes: set[str], index: int) -> Source | None:
@@ -84,7 +209,13 @@ def _source(table: exp.Table, ctes: set[str], index: int) -> Source | None:
     this = table.this
     if isinstance(this, exp.Var | exp.Literal) and str(this.this).startswith("@"):
         pattern = table.args.get("pattern")
-        return StageSource(alias, str(this.this), pattern.name if pattern is not None else None)
+        fmt = table.args.get("format")
+        file_format = None
+        if isinstance(fmt, exp.Literal):
+            file_format = fmt.name
+        elif isinstance(fmt, exp.Table):
+            file_format = ".".join(p.sql(dialect="snowflake") for p in fmt.parts)
+        return StageSource(alias, str(this.this), pattern.name if pattern is not None else None, file_format)
     if isinstance(this, exp.Identifier):
         parts = [p.name for p in table.parts]
         if len(parts) == 1 and parts[0] in ctes:

@@ -5,12 +5,15 @@ rows then flow from storage through DuckDB to the client one record batch at a t
 result never sits whole in the server's memory. DuckDB gets only the datasets: external
 access is switched off (and locked) before the user's SQL runs, so a query cannot read the
 server's disk (``read_csv('/etc/passwd')``) or reach storage with credentials of its own.
+Stage files of every format (CSV, JSON, Parquet) are parsed by pyarrow, never by DuckDB
+(``server.sql.stage_files``).
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+import itertools
+from collections.abc import Callable, Iterator
 
 import duckdb
 import pyarrow as pa
@@ -19,14 +22,14 @@ from sqlalchemy.orm import Session
 
 from runbatch.errors import InvalidArgumentError
 from runbatch.identifiers import complete_name, qualified
-from runbatch.stage.paths import parse_stage_path
 from runbatch.stage.storage import Storage
 from server.secrets import SecretBox
-from server.sql.query import Source, StageSource, translate
-from server.stages import service as stages
+from server.sql.query import VIRTUAL_PREFIX, Query, StageSource, TableSource, translate
+from server.sql.scans import bounded
+from server.sql.stage_files import register_stage_files, stage_files
 from server.tables import service as tables
 
-__all__ = ["ARROW_STREAM", "QueryResult", "open_query"]
+__all__ = ["ARROW_STREAM", "ByteSink", "QueryResult", "Sources", "open_query", "open_sources"]
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 _BATCH_ROWS = 65_536
@@ -36,12 +39,32 @@ _THREADS = 2
 class QueryResult:
     """An open DuckDB result: ``chunks()`` streams it once as Arrow IPC bytes, then closes it."""
 
-    def __init__(self, connection: duckdb.DuckDBPyConnection, reader: pa.RecordBatchReader) -> None:
+    def __init__(
+        self,
+        connection: duckdb.DuckDBPyConnection,
+        reader: pa.RecordBatchReader,
+        readable: Callable[[str], str] = str,
+    ) -> None:
         self._connection = connection
         self.reader = reader
+        self._readable = readable
+
+    def prefetch(self) -> None:
+        """Read the first batch now, so that a failure there (a malformed file, a cast that fails)
+        is the request's error, not a stream cut short after the response has begun."""
+        try:
+            first = self.reader.read_next_batch()
+        except StopIteration:
+            return
+        except (OSError, pa.ArrowException, duckdb.Error) as exc:
+            self.close()
+            raise InvalidArgumentError(f"The query failed: {self._readable(str(exc))}") from None
+        self.reader = pa.RecordBatchReader.from_batches(
+            self.reader.schema, itertools.chain([first], self.reader)
+        )
 
     def chunks(self) -> Iterator[bytes]:
-        sink = _Sink()
+        sink = ByteSink()
         try:
             with pa.ipc.new_stream(sink, self.reader.schema) as writer:
                 yield sink.take()
@@ -56,7 +79,9 @@ class QueryResult:
         self._connection.close()
 
 
-class _Sink(io.RawIOBase):
+class ByteSink(io.RawIOBase):
+    """Collects what a writer writes; ``take`` hands it over and starts afresh."""
+
     def __init__(self) -> None:
         self._buffer = bytearray()
 
@@ -83,75 +108,114 @@ def open_query(
     schema: str | None,
 ) -> QueryResult:
     """Translate and start ``sql``; compile errors are raised here, before any byte is sent."""
-    query = translate(sql)
-    names = {s.alias: _dataset(session, storage, secrets, s, database, schema) for s in query.sources}
-    connection = duckdb.connect(config={"threads": _THREADS})
-    try:
-        shown: dict[str, str] = {}
-        for alias, (dataset, label) in names.items():
-            connection.register(alias, dataset)
-            shown[alias] = label
-        connection.execute("SET enable_external_access = false")
-        connection.execute("SET lock_configuration = true")
-        reader = connection.sql(query.sql).to_arrow_reader(_BATCH_ROWS)
-    except duckdb.Error as exc:
-        connection.close()
-        raise InvalidArgumentError(f"SQL compilation error: {_readable(str(exc), shown)}") from None
-    except BaseException:
-        connection.close()
-        raise
-    return QueryResult(connection, reader)
+    sources = open_sources(session, storage, secrets, translate(sql), database=database, schema=schema)
+    return QueryResult(sources.connection, sources.reader(sources.query.sql), sources.readable)
 
 
-def _readable(message: str, shown: dict[str, str]) -> str:
-    for alias, label in shown.items():
-        message = message.replace(f'"{alias}"', label).replace(alias, label)
-    return message
+class Sources:
+    """A locked DuckDB connection in which every source of ``query`` is registered under its alias."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection, query: Query, shown: dict[str, str]) -> None:
+        self.connection = connection
+        self.query = query
+        self._shown = shown
+
+    def relation(self, sql: str) -> duckdb.DuckDBPyRelation:
+        """``sql`` planned (not run); a compile error closes the connection and names the sources as written."""
+        try:
+            return self.connection.sql(sql)
+        except duckdb.Error as exc:
+            self.close()
+            raise InvalidArgumentError(f"SQL compilation error: {self.readable(str(exc))}") from None
+        except BaseException:
+            self.close()
+            raise
+
+    def reader(self, sql: str, *, failed: str = "The query failed") -> pa.RecordBatchReader:
+        """``sql``'s rows; DuckDB starts computing them here, so a failure is ``failed: <why>``."""
+        relation = self.relation(sql)
+        try:
+            return _named(relation.to_arrow_reader(_BATCH_ROWS))
+        except duckdb.Error as exc:
+            self.close()
+            raise InvalidArgumentError(f"{failed}: {self.readable(str(exc))}") from None
+        except BaseException:
+            self.close()
+            raise
+
+    def readable(self, message: str) -> str:
+        for alias, label in self._shown.items():
+            message = message.replace(f'"{alias}"', label).replace(alias, label)
+        return message.replace(VIRTUAL_PREFIX, "")
+
+    def close(self) -> None:
+        self.connection.close()
 
 
-def _dataset(
+def _named(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
+    """Unaliased expressions are named after their text by DuckDB: show ``$1``, not the reserved name."""
+    names = reader.schema.names
+    if not any(VIRTUAL_PREFIX in n for n in names):
+        return reader
+    renamed = [n.replace(VIRTUAL_PREFIX, "") for n in names]
+    schema = pa.schema([f.with_name(n) for f, n in zip(reader.schema, renamed, strict=True)])
+    batches = (pa.RecordBatch.from_arrays(b.columns, schema=schema) for b in reader)
+    return pa.RecordBatchReader.from_batches(schema, batches)
+
+
+def open_sources(
     session: Session,
     storage: Storage,
     secrets: SecretBox,
-    source: Source,
+    query: Query,
+    *,
     database: str | None,
     schema: str | None,
-) -> tuple[ds.Dataset, str]:
-    if isinstance(source, StageSource):
-        path = parse_stage_path(source.stage, database=database, schema=schema)
-        resolved = stages.resolve_stage_path(session, storage, path, secrets)
-        rows = stages.list_files(
-            resolved, prefix_is_dir=source.stage.endswith("/"), pattern=source.pattern, with_md5=False
-        )
-        keys = [resolved.key_for(r.path) for r in rows if _is_data_file(r.path, path.path)]
-        label, store = path.as_dir(), resolved.storage
-        if not keys:
-            raise InvalidArgumentError(
-                f"No Parquet files found at {label}"
-                + (f" matching {source.pattern!r}." if source.pattern else ".")
-            )
-    else:
-        db, sch, name = complete_name(source.parts, database, schema)
-        if db is None or sch is None:
-            raise InvalidArgumentError(
-                f"Cannot resolve table {qualified(*source.parts)}: there is no current "
-                f"{'database' if db is None else 'schema'}. Qualify the name (DB.SCHEMA.TABLE) or run USE DATABASE / "
-                "USE SCHEMA first."
-            )
-        row = tables.get_table(session, db, sch, name)
-        keys = [e.key for e in storage.list(row.location + "/")]
-        label, store = qualified(db, sch, name), storage
+) -> Sources:
+    """Resolve the sources while ``session`` is open and register them in a fresh, locked connection."""
+    staged = {
+        s.alias: stage_files(session, storage, secrets, s, database=database, schema=schema)
+        for s in query.sources
+        if isinstance(s, StageSource)
+    }
+    tabled = {
+        s.alias: _table_dataset(session, storage, s, database, schema)
+        for s in query.sources
+        if isinstance(s, TableSource)
+    }
+    connection = duckdb.connect(config={"threads": _THREADS})
     try:
-        return store.parquet_dataset(keys), label
+        shown: dict[str, str] = {}
+        for alias, files in staged.items():
+            shown.update(register_stage_files(connection, alias, files, query.virtual))
+        for alias, (dataset, label) in tabled.items():
+            connection.register(alias, bounded(dataset))
+            shown[alias] = label
+        connection.execute("SET enable_external_access = false")
+        connection.execute("SET lock_configuration = true")
+    except duckdb.Error as exc:
+        connection.close()
+        raise InvalidArgumentError(f"SQL compilation error: {exc}") from None
+    except BaseException:
+        connection.close()
+        raise
+    return Sources(connection, query, shown)
+
+
+def _table_dataset(
+    session: Session, storage: Storage, source: TableSource, database: str | None, schema: str | None
+) -> tuple[ds.Dataset, str]:
+    db, sch, name = complete_name(source.parts, database, schema)
+    if db is None or sch is None:
+        raise InvalidArgumentError(
+            f"Cannot resolve table {qualified(*source.parts)}: there is no current "
+            f"{'database' if db is None else 'schema'}. Qualify the name (DB.SCHEMA.TABLE) or run USE DATABASE / "
+            "USE SCHEMA first."
+        )
+    row = tables.get_table(session, db, sch, name)
+    keys = [e.key for e in storage.list(row.location + "/")]
+    label = qualified(db, sch, name)
+    try:
+        return storage.parquet_dataset(keys), label
     except (pa.ArrowInvalid, OSError) as exc:
         raise InvalidArgumentError(f"Cannot read {label} as Parquet: {exc}") from None
-
-
-def _is_data_file(relative_to_stage: str, base: str) -> bool:
-    # Job outputs keep _SUCCESS, _manifest.json and _temporary/ next to their Parquet files.
-    rest = (
-        relative_to_stage[len(base) :].lstrip("/")
-        if base and relative_to_stage.startswith(base)
-        else relative_to_stage
-    )
-    return not any(part.startswith(("_", ".")) for part in rest.split("/"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import pandas as pd
 import pytest
 
 from runbatch.errors import UnsupportedError
@@ -94,3 +95,91 @@ def test_create_dataframe_and_show(session: Session, capsys: pytest.CaptureFixtu
     )
     single = session.create_dataframe(["x", "y"], schema=["messages"])
     assert single.to_pandas().to_dict("list") == {"MESSAGES": ["x", "y"]}
+
+
+def test_describe_database_schema_stage_table_and_pool(session: Session, fresh_db: str) -> None:
+    frame = pd.DataFrame(
+        {
+            "ID": pd.array([1, 2], dtype="int64"),
+            "NAME": ["a", None],
+            "SCORE": [0.5, 1.5],
+            "OK": [True, False],
+            "AT": pd.to_datetime(["2024-01-01", "2024-01-02"]),
+        }
+    )
+    session.create_dataframe(frame).write.save_as_table("SCORES")
+    columns = session.sql(f"DESC TABLE {fresh_db}.PUBLIC.SCORES").collect()
+    assert list(columns[0]._fields) == [
+        "name",
+        "type",
+        "kind",
+        "null?",
+        "default",
+        "primary key",
+        "unique key",
+        "check",
+        "expression",
+        "comment",
+        "policy name",
+        "privacy domain",
+    ]
+    assert [(c.name, c.type, c.kind, c["null?"], c["primary key"], c.default) for c in columns] == [
+        ("ID", "NUMBER(38,0)", "COLUMN", "Y", "N", None),
+        ("NAME", "VARCHAR(16777216)", "COLUMN", "Y", "N", None),
+        ("SCORE", "FLOAT", "COLUMN", "Y", "N", None),
+        ("OK", "BOOLEAN", "COLUMN", "Y", "N", None),
+        # Tables are Parquet, which keeps timestamps to the microsecond.
+        ("AT", "TIMESTAMP_NTZ(6)", "COLUMN", "Y", "N", None),
+    ]
+    assert [(r.name, r.kind) for r in session.sql(f"DESCRIBE DATABASE {fresh_db}").collect()] == [
+        ("PUBLIC", "SCHEMA")
+    ]
+    assert [(r.name, r.kind) for r in session.sql("DESC SCHEMA PUBLIC").collect()] == [
+        ("DATA", "STAGE"),
+        ("SCORES", "TABLE"),
+    ]
+    stage = [r.as_dict() for r in session.sql("DESC STAGE DATA").collect()]
+    assert stage == [
+        {
+            "parent_property": "STAGE_LOCATION",
+            "property": "URL",
+            "property_type": "String",
+            "property_value": "",
+            "property_default": "",
+        },
+        {
+            "parent_property": "STAGE_LOCATION",
+            "property": "ENDPOINT",
+            "property_type": "String",
+            "property_value": "",
+            "property_default": "",
+        },
+        {
+            "parent_property": "STAGE_LOCATION",
+            "property": "REGION",
+            "property_type": "String",
+            "property_value": "",
+            "property_default": "",
+        },
+        {
+            "parent_property": "STAGE_CREDENTIALS",
+            "property": "HAS_CREDENTIALS",
+            "property_type": "Boolean",
+            "property_value": "false",
+            "property_default": "false",
+        },
+        {
+            "parent_property": "DIRECTORY",
+            "property": "ENABLE",
+            "property_type": "Boolean",
+            "property_value": "false",
+            "property_default": "false",
+        },
+    ]
+    (pool,) = session.sql("DESC COMPUTE POOL SYSTEM_COMPUTE_POOL_CPU").collect()
+    shown = {r.name: r.as_dict() for r in session.sql("SHOW COMPUTE POOLS").collect()}
+    assert pool.as_dict() == shown["SYSTEM_COMPUTE_POOL_CPU"]
+    with pytest.raises(ValueError, match=f"Table '{fresh_db}.PUBLIC.NOPE' does not exist or not authorized."):
+        session.sql("DESC TABLE nope").collect()
+    with pytest.raises(ValueError, match="Compute pool 'NOPE' does not exist or not authorized."):
+        session.sql("DESC COMPUTE POOL nope").collect()

@@ -1,4 +1,9 @@
-"""The client side of ``ModelVersion.run_batch``: check, upload the input if it is local, submit."""
+"""The client side of ``ModelVersion.run_batch``: check, upload the input if it is local, submit.
+
+Where the input already lives on the control plane's side it is never pulled through the
+client: stage Parquet is read in place, and a DataFrame over tables or stage files (a query)
+is sent as its SQL, which the control plane runs into the job's input folder.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ import pyarrow.parquet as pq
 from runbatch.errors import InvalidArgumentError, OutputExistsError, RunbatchError
 from runbatch.ml.model.batch import InputSpec, JobSpec, OutputSpec, SaveMode
 from runbatch.ml.model.inference_engine import InferenceEngine
-from runbatch.wire.jobs import JobCreate, ModelRef, StageInput, UploadInput, encode_schema
+from runbatch.wire.jobs import JobCreate, ModelRef, QueryInput, StageInput, UploadInput, encode_schema
 
 if TYPE_CHECKING:
     from runbatch.ml.jobs import MLJob
@@ -65,7 +70,7 @@ def submit_batch(
     inference_engine_options: dict[str, Any] | None,
 ) -> MLJob[Any]:
     from runbatch.ml.jobs import MLJob
-    from runbatch.snowpark.dataframe import DataFrame, StageFiles
+    from runbatch.snowpark.dataframe import DataFrame, SqlStatement, StageFiles
 
     if not isinstance(output_spec, OutputSpec):
         raise InvalidArgumentError(
@@ -78,22 +83,26 @@ def submit_batch(
         engine["engine"] = InferenceEngine.from_value(engine["engine"]).value
     conn = mv._conn
     db, sch, model, version = mv._key
-    plan: Any = None
+    table: pa.Table | None = None
+    source: StageInput | UploadInput | QueryInput
     if isinstance(X, pd.DataFrame):
-        table: pa.Table | None = pa.Table.from_pandas(X, preserve_index=False)
+        table = pa.Table.from_pandas(X, preserve_index=False)
     elif isinstance(X, DataFrame):
         plan = X._plan
-        # Stage Parquet is read where it lies; anything else is materialized and uploaded.
-        table = None if isinstance(plan, StageFiles) else X._arrow()
+        if isinstance(plan, StageFiles):
+            source = StageInput(location=plan.location.as_dir(), pattern=plan.pattern)
+        elif isinstance(plan, SqlStatement) and X._is_query():
+            source = QueryInput(sql=plan.text)
+        else:
+            # Rows held here (create_dataframe) or a SHOW/LIST result: uploaded as Parquet.
+            table = X._arrow()
     else:
         raise InvalidArgumentError(
             f"X must be a runbatch DataFrame or a pandas DataFrame, not {type(X).__name__}."
         )
     _check_output(mv, output_spec)
     if table is not None:
-        source: StageInput | UploadInput = UploadInput(arrow_schema=encode_schema(table.schema))
-    else:
-        source = StageInput(location=plan.location.as_dir(), pattern=plan.pattern)
+        source = UploadInput(arrow_schema=encode_schema(table.schema))
     body = JobCreate(
         database=conn.database,
         schema=conn.schema,

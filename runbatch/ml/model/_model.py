@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -11,7 +10,8 @@ from runbatch.errors import NotFoundError
 from runbatch.identifiers import complete_name, parse_qualified_name, qualified, resolve_identifier
 from runbatch.ml.model._model_version import ModelVersion
 from runbatch.snowpark._connection import Connection
-from runbatch.wire.registry import ModelPublic
+from runbatch.wire.listings import VERSION_COLUMNS, version_listing
+from runbatch.wire.registry import ModelPublic, ModelVersionPublic
 
 if TYPE_CHECKING:
     from runbatch.snowpark.session import Session
@@ -133,37 +133,6 @@ class Model:
         self._conn.client.unset_tag(self._database, self._schema, self._name, self._tag_name(tag_name))
 
 
-def show_versions_frame(versions: list) -> pd.DataFrame:  # type: ignore[type-arg]
-    """SHOW VERSIONS IN MODEL rows, as pandas."""
-    rows = [
-        {
-            "created_on": v.created_on,
-            "name": v.name,
-            "aliases": json.dumps(v.aliases),
-            "comment": v.comment,
-            "database_name": v.database_name,
-            "schema_name": v.schema_name,
-            "model_name": v.model_name,
-            "is_default_version": v.is_default_version,
-            "functions": json.dumps([f.name for f in v.functions]),
-            "metadata": json.dumps({"metrics": v.metrics}),
-            "user_data": "{}",
-            "model_type": v.model_type,
-            "task": v.spec.get("task", "UNKNOWN"),
-            "python_version": (v.spec.get("env") or {}).get("python_version"),
-            "pip_requirements": json.dumps((v.spec.get("env") or {}).get("pip_requirements") or []),
-            "conda_dependencies": json.dumps((v.spec.get("env") or {}).get("conda_dependencies") or []),
-            "cuda_version": (v.spec.get("env") or {}).get("cuda_version"),
-            "model_spec": json.dumps(v.spec, default=str),
-            "model_attributes": json.dumps(
-                {"framework": v.model_type, "task": v.spec.get("task", "UNKNOWN"), "client": "runbatch"}
-            ),
-            # Where its functions can run: the CPU runtime always, the GPU one where cuda_version was given.
-            "runnable_in": json.dumps(
-                ["CPU", "GPU"] if (v.spec.get("env") or {}).get("cuda_version") else ["CPU"]
-            ),
-            "inference_services": "[]",
-        }
-        for v in versions
-    ]
-    return pd.DataFrame(rows)
+def show_versions_frame(versions: list[ModelVersionPublic]) -> pd.DataFrame:
+    """SHOW VERSIONS IN MODEL rows, as pandas (the rows the SQL statement returns)."""
+    return pd.DataFrame([version_listing(v) for v in versions], columns=VERSION_COLUMNS)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import os
 import tarfile
 import tempfile
@@ -21,6 +20,7 @@ from runbatch.ml.model.task import Task
 from runbatch.packager import save_model
 from runbatch.packager.package import repackage
 from runbatch.snowpark.session import Session
+from runbatch.wire.listings import MODEL_COLUMNS, model_listing
 
 __all__ = ["Registry"]
 
@@ -211,22 +211,9 @@ class Registry:
         ]
 
     def show_models(self) -> pd.DataFrame:
-        rows = [
-            {
-                "created_on": m.created_on,
-                "name": m.name,
-                "model_type": m.model_type,
-                "database_name": m.database_name,
-                "schema_name": m.schema_name,
-                "comment": m.comment,
-                "owner": m.owner,
-                "default_version_name": m.default_version_name,
-                "versions": json.dumps(m.versions),
-                "aliases": json.dumps(m.aliases),
-            }
-            for m in self._session._conn.client.list_models(self._database, self._schema)
-        ]
-        return pd.DataFrame(rows)
+        """SHOW MODELS IN SCHEMA rows, as pandas (the rows the SQL statement returns)."""
+        models = self._session._conn.client.list_models(self._database, self._schema)
+        return pd.DataFrame([model_listing(m) for m in models], columns=MODEL_COLUMNS)
 
     def delete_model(self, model_name: str) -> None:
         db, sch, name = self._model_parts(model_name)

@@ -9,8 +9,10 @@ from runbatch.ml.model.batch._specs import (
     OutputSpec,
     SaveMode,
 )
+from runbatch.ml.model.batch._task import BatchInferenceTask
 
 __all__ = [
+    "BatchInferenceTask",
     "ColumnHandlingOptions",
     "FileEncoding",
     "InputFormat",

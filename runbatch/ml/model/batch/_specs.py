@@ -79,6 +79,12 @@ class JobSpec(BaseModel):
     gpu_requests: str | None = None
     replicas: int | None = None
     block: bool = False
+    # runbatch's extension (not in Snowflake): rows that cannot be processed land in
+    # <output>/_errors/ instead of failing the job. fail_fast restores Snowflake's behaviour (the
+    # first failed row fails the job); the thresholds fail the job past that many failed rows.
+    fail_fast: bool = False
+    max_failed_rows: int | None = None
+    max_failed_rows_fraction: float | None = None
 
     @model_validator(mode="after")
     def _validate_job_name_exclusivity(self) -> JobSpec:
