@@ -9,7 +9,8 @@ the builtin type Snowflake raises for the same condition, so code written for
      ├── InvalidArgumentError (ValueError)            400 invalid_argument
      │    ├── NotFoundError                           404 not_found
      │    ├── AlreadyExistsError                      409 already_exists
-     │    └── StagePathError                          400 invalid_stage_path
+     │    ├── StagePathError                          400 invalid_stage_path
+     │    └── InputRowError                           -   one input row a model cannot process
      ├── OutputExistsError (FileExistsError)          409 output_not_empty
      ├── ConflictError                                409 conflict
      ├── AuthenticationError (PermissionError)        401 unauthenticated
@@ -29,6 +30,7 @@ __all__ = [
     "AlreadyExistsError",
     "AuthenticationError",
     "ConflictError",
+    "InputRowError",
     "InternalError",
     "InvalidArgumentError",
     "JobTimeoutError",
@@ -73,6 +75,20 @@ class AlreadyExistsError(InvalidArgumentError):
 class StagePathError(InvalidArgumentError):
     code = "invalid_stage_path"
     status = 400
+
+
+class InputRowError(InvalidArgumentError):
+    """One input row a model cannot process (a prompt longer than its context, an unreadable image).
+
+    Raised by model handlers and engines; the runtime writes that row to the job's error rows
+    with ``row_code`` as its ERROR_CODE instead of failing the shard.
+    """
+
+    code = "invalid_row"
+
+    def __init__(self, row_code: str, message: str) -> None:
+        super().__init__(message)
+        self.row_code = row_code
 
 
 class OutputExistsError(RunbatchError, FileExistsError):

@@ -13,12 +13,15 @@ from runbatch import __version__
 from runbatch.stage.storage import open_storage
 from server.api import api_router
 from server.api import dags as dags_api
+from server.api import dashboard as dashboard_api
 from server.api import metrics as metrics_api
+from server.api_docs import install_api_docs
 from server.control_plane import ControlPlane, Dispatcher, NullDispatcher
 from server.dags.scheduler import Scheduler
+from server.dashboard import install_dashboard
 from server.db.engine import make_engine, make_sessionmaker
 from server.deps import UserDep
-from server.errors import install_error_handlers
+from server.errors import ERROR_RESPONSES, install_error_handlers
 from server.maintenance import Maintenance
 from server.secrets import SecretBox
 from server.settings import ServerSettings
@@ -69,13 +72,17 @@ def create_app(control_plane: ControlPlane) -> FastAPI:
     app.state.control_plane = control_plane
     install_error_handlers(app)
     app.include_router(api_router)
-    app.include_router(dags_api.router, prefix="/api/v1")
+    app.include_router(dags_api.router, prefix="/api/v1", responses=ERROR_RESPONSES)
     app.include_router(metrics_api.router)
+    app.include_router(dashboard_api.router, prefix="/api/v1")
+    install_dashboard(app)
     control_plane.metrics.watch(control_plane)
     app.state.dag_scheduler = scheduler
 
     @app.get("/api/v1/openapi.json", include_in_schema=False)
     def openapi(_: UserDep) -> dict[str, Any]:
         return app.openapi()
+
+    install_api_docs(app)
 
     return app

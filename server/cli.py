@@ -27,7 +27,11 @@ def register(app: typer.Typer) -> None:
         configure_logging(settings.log_level, settings.log_format)
         # With JSON logs every line of output is a JSON object, these too.
         say = logging.getLogger("runbatch.server").info if settings.log_format == "json" else typer.echo
-        process = ControlPlaneProcess(settings)
+        try:
+            process = ControlPlaneProcess(settings)
+        except ValueError as exc:  # a refused setting: its message says how to fix it
+            typer.echo(f"Error: {exc}", err=True)
+            raise typer.Exit(2) from None
         say(
             f"runbatch {settings.resolved_database_url().split(':')[0]} metadata, storage {settings.resolved_stage_url()}"
         )

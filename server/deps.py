@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from runbatch.errors import AuthenticationError, PermissionDeniedError
+from server.auth.privileges import authorize_endpoint
 from server.auth.tokens import ROLE_SHARD, Principal, authenticate
 from server.control_plane import ControlPlane
 
@@ -43,7 +44,9 @@ def _principal(request: Request, cp: ControlPlaneDep) -> Principal:
         )
     # A separate short session: the request's own transaction should not start with auth.
     with cp.read_sessionmaker() as session:
-        return authenticate(session, secret.strip())
+        principal = authenticate(session, secret.strip())
+    authorize_endpoint(principal, request.scope.get("endpoint"))
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(_principal)]

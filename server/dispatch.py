@@ -12,11 +12,12 @@ from uuid import UUID
 import redis
 from celery import Celery
 
-__all__ = ["RUN_SHARD_TASK", "CeleryDispatcher", "celery_client"]
+__all__ = ["RUN_SERVICE_TASK", "RUN_SHARD_TASK", "CeleryDispatcher", "celery_client"]
 
 log = logging.getLogger("runbatch.server.dispatch")
 
 RUN_SHARD_TASK = "runbatch.run_shard"
+RUN_SERVICE_TASK = "runbatch.run_service"
 
 
 def celery_client(broker_url: str, visibility_timeout_s: float) -> Celery:
@@ -52,6 +53,19 @@ class CeleryDispatcher:
                 )
             except Exception as exc:  # the broker is down: the reaper resends when it is back
                 log.warning("could not send shard %s to pool %s: %s", shard_id, pool, exc.__class__.__name__)
+
+    def dispatch_service(self, pool: str, service_id: UUID) -> None:
+        """A job service goes to the pool's queue like a shard; the worker that takes it claims it first."""
+        self.app.send_task(
+            RUN_SERVICE_TASK,
+            args=[str(service_id)],
+            queue=pool,
+            retry=True,
+            retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
+        )
+
+    def container_engine_problem(self) -> str | None:
+        return None  # workers of the pool say so when they run shards as processes
 
     def pending_messages(self, pool: str) -> int | None:
         if self._redis is None:

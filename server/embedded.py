@@ -18,6 +18,7 @@ import uvicorn
 
 from migrations import is_at_head, upgrade_to_head
 from server.app import build_control_plane, create_app
+from server.auth.bootstrap import bootstrap_admin, check_cluster_secrets
 from server.auth.tokens import ensure_admin_token_file, ensure_configured_admin_token
 from server.control_plane import ControlPlane, Dispatcher
 from server.dispatch import CeleryDispatcher
@@ -40,6 +41,7 @@ class ControlPlaneProcess:
     """
 
     def __init__(self, settings: ServerSettings, worker_settings: WorkerSettings | None = None) -> None:
+        check_cluster_secrets(settings)  # first: a refused secret starts nothing
         self.settings = settings
         self.worker_settings = worker_settings or WorkerSettings()
         settings.home.mkdir(parents=True, exist_ok=True)
@@ -70,6 +72,7 @@ class ControlPlaneProcess:
                 "RUNBATCH_DATABASE_URL first."
             )
         with self.cp.sessionmaker() as session:
+            bootstrap_admin(session, settings)
             if settings.admin_token is not None:
                 ensure_configured_admin_token(session, settings.admin_token.get_secret_value())
             self.token = ensure_admin_token_file(session, settings.home)

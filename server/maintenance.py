@@ -22,6 +22,8 @@ from server.jobs import shards as shard_protocol
 from server.jobs.finalize import finalize, ready_to_finalize
 from server.jobs.service import no_worker_message
 from server.jobs.states import JobPhase, JobStatus, ShardState, transition_job, transition_phase
+from server.monitoring.refresh import refresh_due
+from server.spcs import service as spcs
 from server.workers import service as workers
 
 __all__ = ["Maintenance"]
@@ -67,6 +69,22 @@ class Maintenance:
             self.finalize_ended_jobs()
             self.expire_uploads()
             self.explain_waiting_jobs()
+            self.refresh_monitors()
+            self.reconcile_services()
+
+    def reconcile_services(self) -> None:
+        """Services whose worker is gone start again elsewhere (server/spcs/service.py)."""
+        with self.cp.sessionmaker() as session:
+            again = spcs.reconcile(session, self.cp.settings.heartbeat_timeout_s)
+            session.commit()
+        dispatcher = self.cp.dispatcher
+        if isinstance(dispatcher, spcs.ServiceDispatcher):
+            for pool, service_id in again:
+                dispatcher.dispatch_service(pool, service_id)
+
+    def refresh_monitors(self) -> None:
+        """Model monitors whose refresh_interval has elapsed (suspended ones never refresh)."""
+        refresh_due(self.cp)
 
     @contextlib.contextmanager
     def _exclusive(self) -> Iterator[bool]:
@@ -100,9 +118,11 @@ class Maintenance:
                     ShardRow.heartbeat_at < cutoff,
                 )
             )
+            ended: list[ShardRow] = []
             for shard in orphaned:  # the runtime reported its end but its worker never did
                 shard.finished_at = utcnow()
                 shard.token_hash = None
+                ended.append(shard)
             for shard in stale:
                 log.warning(
                     "shard %s of job %s lost its heartbeat; retrying or failing it",
@@ -112,7 +132,7 @@ class Maintenance:
                         job=shard.job_id, job_name=shard.job.name, shard=shard.id, shard_index=shard.index
                     ),
                 )
-                shard_protocol.fail(
+                failed = shard_protocol.fail(
                     session,
                     shard.id,
                     shard.attempt,
@@ -120,7 +140,12 @@ class Maintenance:
                     "(its worker or host died).",
                     retryable=True,
                 )
+                if failed.state != ShardState.RUNNING:
+                    ended.append(failed)
             session.commit()
+            # Counted once committed: these attempts never get an exit report that would count them.
+            for shard in ended:
+                self.cp.metrics.shard_ended(shard)
 
     def dispatch_due(self) -> None:
         """Send retries whose backoff has ended, and shards whose dispatch seems lost (a broker restart).

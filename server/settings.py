@@ -77,6 +77,16 @@ class ServerSettings(BaseSettings):
         description="An admin token to accept, fixed up front (at least 32 characters) so that workers and "
         "tools can be configured before the server first starts; default: one is minted into $RUNBATCH_HOME/token.",
     )
+    admin_password: SecretStr | None = Field(
+        default=None,
+        description="Password of the built-in `admin` user for `POST /api/v1/login` (the dashboard); unset: admin "
+        "signs in with tokens only. The cluster (Postgres) refuses to start when this or RUNBATCH_ADMIN_TOKEN is "
+        "a known default or placeholder; generate one with "
+        "python -c 'import secrets; print(secrets.token_urlsafe(32))'.",
+    )
+    login_token_ttl_s: float = Field(
+        default=12 * 3600.0, gt=0, description="Lifetime of the token that `POST /api/v1/login` returns."
+    )
     secret_key: SecretStr | None = Field(
         default=None,
         description="Key that encrypts external stage credentials at rest; default a random key kept in "

@@ -135,3 +135,13 @@ def test_workers_serve_the_system_pools_and_the_gpu_one_reserves_gpus() -> None:
     assert gpu["profiles"] == ["gpu"] and "profiles" not in SERVICES["worker-cpu"]
     (device,) = gpu["deploy"]["resources"]["reservations"]["devices"]
     assert device == {"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}
+
+
+def test_the_server_refuses_the_default_admin_token() -> None:
+    """compose.yaml's token is a placeholder: the cluster will not start until .env replaces it."""
+    from server.auth.bootstrap import check_secret
+
+    server = _env("server")
+    with pytest.raises(ValueError, match="^RUNBATCH_ADMIN_TOKEN is a known default or placeholder value; "):
+        check_secret("RUNBATCH_ADMIN_TOKEN", server["RUNBATCH_ADMIN_TOKEN"])
+    assert server["RUNBATCH_ADMIN_PASSWORD"] == ""  # unset: the server then ignores it

@@ -17,6 +17,8 @@ MODULES = [
     "runbatch.ml.model.custom_model",
     "runbatch.ml.model.inference_engine",
     "runbatch.ml.jobs",
+    "runbatch.ml.monitoring.entities.model_monitor_config",
+    "runbatch.ml.monitoring.model_monitor",
 ]
 
 

@@ -13,6 +13,7 @@ from runbatch.log_format import configure_logging
 from worker.celery_app import create_worker_app
 from worker.executors import create_executor
 from worker.registration import Registration, host_capacity
+from worker.services import ServiceRunner
 from worker.settings import WorkerSettings
 from worker.shard_runner import ShardRunner
 
@@ -77,7 +78,10 @@ def register(app: typer.Typer) -> None:
             client, capacity, settings.worker_heartbeat_interval_s, alive_file=home / "worker.alive"
         )
         runner = ShardRunner(client, executor, settings, capacity.name, {"RUNBATCH_CACHE_DIR": str(cache)})
-        celery = create_worker_app(settings, runner)
+        services = ServiceRunner(
+            client, lambda: executor, capacity.name, cache / "service-volumes", settings.service_host
+        )
+        celery = create_worker_app(settings, runner, services)
         registration.start()
         say = logging.getLogger("runbatch.worker").info if settings.log_format == "json" else typer.echo
         say(f"runbatch worker {capacity.name} serving {', '.join(served)} with {settings.slots} slots")
@@ -95,4 +99,5 @@ def register(app: typer.Typer) -> None:
         finally:
             registration.stop()
             runner.stop()
+            services.stop()
             executor.close()

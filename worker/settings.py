@@ -38,6 +38,11 @@ class WorkerSettings(BaseSettings):
         description="Comma-separated host folders mounted at the same path in runtime containers (a local "
         "storage root, for example).",
     )
+    service_host: str = Field(
+        default="127.0.0.1",
+        description="The address the control plane reaches this host's service containers at (their endpoints "
+        "listen on the host's network); set it where the control plane runs on another host.",
+    )
     docker_source: Path | None = Field(
         default=None,
         description="Source checkout runtime images are built from; default: found from the package.",

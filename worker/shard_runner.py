@@ -26,6 +26,7 @@ from runbatch.log_format import log_context
 from runbatch.runtime import EXIT_CANCELLED, EXIT_OK, EXIT_REPORTED_FAILURE
 from runbatch.wire.jobs import ShardAssignment
 from worker.executors.base import Executor, LaunchRefused, LaunchSpec, RuntimeHandle
+from worker.log_shipper import LogShipper
 from worker.settings import WorkerSettings
 
 __all__ = ["ShardRunner"]
@@ -36,43 +37,6 @@ log = logging.getLogger("runbatch.worker")
 # over about half a minute before the shard is left to the reaper's redispatch.
 _CLAIM_RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 16.0)
 _RUNTIME_TUNING = "RUNBATCH_FILE_"
-
-
-class _LogShipper:
-    """Batches runtime output lines into the job's logs."""
-
-    def __init__(
-        self, client: ControlPlaneClient, shard_id: uuid.UUID, attempt: int, interval: float
-    ) -> None:
-        self.client, self.shard_id, self.attempt = client, shard_id, attempt
-        self._lines: list[str] = []
-        self._lock = threading.Lock()
-        self._done = threading.Event()
-        self._interval = interval
-        self._thread = threading.Thread(target=self._loop, name="log-shipper", daemon=True)
-        self._thread.start()
-
-    def add(self, line: str) -> None:
-        with self._lock:
-            self._lines.append(line)
-
-    def _flush(self) -> None:
-        with self._lock:
-            lines, self._lines = self._lines, []
-        if lines:
-            try:
-                self.client.append_logs(self.shard_id, self.attempt, lines)
-            except RunbatchError as exc:
-                log.warning("could not ship %d log lines: %s", len(lines), exc)
-
-    def _loop(self) -> None:
-        while not self._done.wait(self._interval):
-            self._flush()
-
-    def close(self) -> None:
-        self._done.set()
-        self._thread.join(timeout=10)
-        self._flush()
 
 
 class _Heartbeat:
@@ -203,7 +167,11 @@ class ShardRunner:
         log.info(
             "running shard %s of job %s, attempt %s", work.index, work.job_name, work.attempt, extra=context
         )
-        shipper = _LogShipper(self.client, shard_id, work.attempt, self.settings.log_flush_interval_s)
+        shipper = LogShipper(
+            lambda lines: self.client.append_logs(shard_id, work.attempt, lines),
+            self.settings.log_flush_interval_s,
+            f"shard {shard_id}",
+        )
         shipper.add(
             f"[runbatch] worker {self.name} starting shard {work.index} of job {work.job_name}, attempt {work.attempt}."
         )

@@ -15,12 +15,14 @@ from pydantic import BaseModel, TypeAdapter
 from runbatch import __version__
 from runbatch.errors import InternalError, ServiceUnavailableError, TransportError, error_for_code
 from runbatch.stage.s3 import ChunkReader
+from runbatch.wire.auth import LoginRequest, LoginResponse, MePublic, TokenCreate, TokenCreated, TokenPublic
 from runbatch.wire.dags import DagCreate, DagPublic, DagRunPublic
 from runbatch.wire.jobs import (
     JobCreate,
     JobPublic,
     JobsPublic,
     LogBatch,
+    LogLine,
     LogsPublic,
     OutputFile,
     ShardAck,
@@ -34,8 +36,17 @@ from runbatch.wire.jobs import (
     ShardPublic,
     ShardWork,
 )
+from runbatch.wire.monitors import MetricSeries, MonitorCreate, MonitorPublic, MonitorRefresh
 from runbatch.wire.registry import ModelPublic, ModelVersionPublic
 from runbatch.wire.resources import ComputePoolPublic, SqlRequest, SqlResult, StageFilePublic, TablePublic
+from runbatch.wire.services import (
+    ServiceAck,
+    ServiceBeat,
+    ServiceClaim,
+    ServiceExit,
+    ServiceLogBatch,
+    ServiceWork,
+)
 from runbatch.wire.workers import WorkerPublic, WorkerRegister
 
 __all__ = ["ARROW_STREAM", "ControlPlaneClient"]
@@ -124,6 +135,26 @@ class ControlPlaneClient:
         return TypeAdapter(model).validate_python(
             self._request(method, path, json=payload, idempotent=idempotent).json()
         )
+
+    # -- login and tokens (runbatch.wire.auth) ----------------------------------------------------
+    def login(self, username: str, password: str) -> LoginResponse:
+        """Trade a password for a token (the request's own bearer token is not needed)."""
+        return self._send("POST", "/login", LoginRequest(username=username, password=password), LoginResponse)
+
+    def me(self) -> MePublic:
+        return self._get("/me", MePublic)
+
+    def create_token(
+        self, *, name: str = "api", user: str | None = None, expires_in: str | None = None
+    ) -> TokenCreated:
+        body = TokenCreate(name=name, user=user, expires_in=expires_in)
+        return self._send("POST", "/tokens", body, TokenCreated, idempotent=False)
+
+    def list_tokens(self, *, all_users: bool = False) -> list[TokenPublic]:
+        return self._get("/tokens", list[TokenPublic], all_users=all_users or None)
+
+    def revoke_token(self, token_id: uuid.UUID | str) -> None:
+        self._request("DELETE", f"/tokens/{token_id}")
 
     # -- SQL, stages ------------------------------------------------------------------------------
     def sql(self, sql: str, *, database: str | None, schema: str | None) -> SqlResult:
@@ -319,8 +350,13 @@ class ControlPlaneClient:
     def _job(database: str, schema: str, name: str) -> str:
         return f"/databases/{_seg(database)}/schemas/{_seg(schema)}/jobs/{_seg(name)}"
 
-    def submit_job(self, body: JobCreate) -> JobPublic:
-        return self._send("POST", "/jobs", body, JobPublic, idempotent=False)
+    def submit_job(self, body: JobCreate, *, idempotency_key: str | None = None) -> JobPublic:
+        """Submit a job. One ``Idempotency-Key`` per call makes the transport's retries safe: a
+        retried POST gets the first job back from the server instead of starting a second one."""
+        headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4())}
+        payload = body.model_dump(mode="json", by_alias=True)
+        response = self._request("POST", "/jobs", json=payload, headers=headers, idempotent=True)
+        return JobPublic.model_validate(response.json())
 
     def start_job(self, database: str, schema: str, name: str) -> JobPublic:
         return self._send(
@@ -336,7 +372,9 @@ class ControlPlaneClient:
         limit: int = 100,
         offset: int = 0,
         name: str | None = None,
+        page_token: str | None = None,
     ) -> JobsPublic:
+        """One page of jobs, newest first; pass ``next_page_token`` back as ``page_token`` for the next."""
         return self._get(
             "/jobs",
             JobsPublic,
@@ -344,8 +382,9 @@ class ControlPlaneClient:
             schema=schema,
             status=status,
             limit=limit,
-            offset=offset,
+            offset=offset or None,
             name=name,
+            page_token=page_token,
         )
 
     def get_job(self, database: str, schema: str, name: str) -> JobPublic:
@@ -365,6 +404,22 @@ class ControlPlaneClient:
         return self._get(
             self._job(database, schema, name) + "/logs", LogsPublic, instance_id=instance_id, limit=limit
         )
+
+    def follow_job_logs(
+        self, database: str, schema: str, name: str, *, instance_id: int | None, limit: int
+    ) -> Iterator[LogLine]:
+        """The last ``limit`` log lines (<= 0: all), then each new line as the server streams it,
+        until the job ends (``GET .../logs?follow=true``, NDJSON)."""
+        params: dict[str, Any] = {"follow": "true", "limit": limit}
+        if instance_id is not None:
+            params["instance_id"] = instance_id
+        with self._http.stream("GET", self._job(database, schema, name) + "/logs", params=params) as response:
+            if response.is_error:
+                response.read()
+                raise self._error(response)
+            for text in response.iter_lines():
+                if text.strip():  # blank lines are the server's keep-alives
+                    yield LogLine.model_validate_json(text)
 
     def job_shards(self, database: str, schema: str, name: str) -> list[ShardPublic]:
         return self._get(self._job(database, schema, name) + "/shards", list[ShardPublic])
@@ -439,6 +494,31 @@ class ControlPlaneClient:
         body = LogBatch(attempt=attempt, lines=lines)
         self._request("POST", f"/shards/{shard_id}/logs", json=body.model_dump(mode="json"), idempotent=False)
 
+    # -- job services (the worker side) --------------------------------------------------------
+    def claim_service(self, service_id: uuid.UUID, worker: str) -> ServiceWork:
+        return self._send(
+            "POST",
+            f"/services/{service_id}/claim",
+            ServiceClaim(worker=worker),
+            ServiceWork,
+            idempotent=False,
+        )
+
+    def service_heartbeat(self, service_id: uuid.UUID, beat: ServiceBeat) -> bool:
+        """True when the service's containers must stop (it was dropped or suspended)."""
+        return self._send("POST", f"/services/{service_id}/heartbeat", beat, ServiceAck, idempotent=True).stop
+
+    def service_logs(self, service_id: uuid.UUID, attempt: int, container: str, lines: list[str]) -> None:
+        body = ServiceLogBatch(attempt=attempt, container=container, lines=lines)
+        self._request(
+            "POST", f"/services/{service_id}/logs", json=body.model_dump(mode="json"), idempotent=False
+        )
+
+    def service_exit(self, service_id: uuid.UUID, body: ServiceExit) -> None:
+        self._request(
+            "POST", f"/services/{service_id}/exit", json=body.model_dump(mode="json"), idempotent=True
+        )
+
     # -- DAGs (task graphs) -----------------------------------------------------------------------
     @staticmethod
     def _dags(database: str, schema: str) -> str:
@@ -497,3 +577,43 @@ class ControlPlaneClient:
 
     def get_dag_run(self, database: str, schema: str, name: str, run_uuid: uuid.UUID) -> DagRunPublic:
         return self._get(self._dag(database, schema, name) + f"/runs/{run_uuid}", DagRunPublic)
+
+    # -- model monitors ---------------------------------------------------------------------------
+    @staticmethod
+    def _monitors(database: str, schema: str) -> str:
+        return f"/databases/{_seg(database)}/schemas/{_seg(schema)}/monitors"
+
+    def _monitor(self, database: str, schema: str, name: str) -> str:
+        return f"{self._monitors(database, schema)}/{_seg(name)}"
+
+    def create_monitor(self, database: str, schema: str, body: MonitorCreate) -> MonitorPublic:
+        return self._send("POST", self._monitors(database, schema), body, MonitorPublic, idempotent=False)
+
+    def list_monitors(self, database: str, schema: str) -> list[MonitorPublic]:
+        return self._get(self._monitors(database, schema), list[MonitorPublic])
+
+    def get_monitor(self, database: str, schema: str, name: str) -> MonitorPublic:
+        return self._get(self._monitor(database, schema, name), MonitorPublic)
+
+    def drop_monitor(self, database: str, schema: str, name: str, *, if_exists: bool = False) -> None:
+        self._request("DELETE", self._monitor(database, schema, name), params={"if_exists": if_exists})
+
+    def suspend_monitor(self, database: str, schema: str, name: str) -> MonitorPublic:
+        return self._send(
+            "POST", self._monitor(database, schema, name) + "/suspend", None, MonitorPublic, idempotent=False
+        )
+
+    def resume_monitor(self, database: str, schema: str, name: str) -> MonitorPublic:
+        return self._send(
+            "POST", self._monitor(database, schema, name) + "/resume", None, MonitorPublic, idempotent=False
+        )
+
+    def refresh_monitor(self, database: str, schema: str, name: str) -> MonitorRefresh:
+        return self._send(
+            "POST", self._monitor(database, schema, name) + "/refresh", None, MonitorRefresh, idempotent=True
+        )
+
+    def monitor_metrics(self, database: str, schema: str, name: str, **params: Any) -> MetricSeries:
+        """One metric series: ``kind``, ``metric``, and ``column``, ``segment_column``/``segment_value``,
+        ``start``, ``end`` where they apply."""
+        return self._get(self._monitor(database, schema, name) + "/metrics", MetricSeries, **params)

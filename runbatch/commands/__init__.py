@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from runbatch.commands import catalog, jobs
+from runbatch.commands import catalog, jobs, tokens
 
 __all__ = ["register"]
 
@@ -13,3 +13,4 @@ def register(app: typer.Typer) -> None:
     app.add_typer(jobs.app, name="jobs")
     app.add_typer(catalog.models, name="models")
     app.add_typer(catalog.pools, name="pools")
+    app.add_typer(tokens.app, name="token")

@@ -180,22 +180,22 @@ def logs(
     """A job's log lines (the output of its runtimes)."""
     with control_plane(url, token) as client:
         job = find_job(client, name, database, schema)
-        shown = 0
-        first = True
-        while True:
-            # The log only grows (by line id) until the job is deleted: what is new is what lies past `shown`.
-            lines = client.job_logs(
-                job.database_name, job.schema_name, job.name, instance_id=instance, limit=-1
-            ).data
-            start = max(shown, len(lines) - limit) if first and limit > 0 else shown
-            for entry in lines[start:]:
+        if follow:
+            # The server streams new lines as they arrive and ends the stream when the job ends.
+            for entry in client.follow_job_logs(
+                job.database_name, job.schema_name, job.name, instance_id=instance, limit=limit
+            ):
                 typer.echo(entry.line if instance is not None else f"[{entry.instance_id}] {entry.line}")
-            shown, first = len(lines), False
-            if not follow or job.status in TERMINAL_STATUSES:
-                return
-            time.sleep(_POLL_S)
-            # One more read after the job ends: the last lines are shipped before it finishes.
-            job = client.get_job(job.database_name, job.schema_name, job.name)
+            return
+        lines = client.job_logs(
+            job.database_name,
+            job.schema_name,
+            job.name,
+            instance_id=instance,
+            limit=limit if limit > 0 else -1,
+        ).data
+    for entry in lines:
+        typer.echo(entry.line if instance is not None else f"[{entry.instance_id}] {entry.line}")
 
 
 @app.command()

@@ -69,6 +69,9 @@ class ModelMeta:
     task: str = "UNKNOWN"
     metadata: dict[str, Any] | None = None
     creation_timestamp: str = field(default_factory=lambda: str(datetime.now(UTC).replace(tzinfo=None)))
+    # The model/ folder this was read from (not serialized): artifacts beside the model, such as
+    # the explain function's background data, are found from it.
+    source_dir: Path | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         runtimes: dict[str, Any] = {"cpu": {"dependencies": {"pip": "runtimes/cpu/env/requirements.txt"}}}
@@ -133,4 +136,6 @@ class ModelMeta:
 
     @classmethod
     def read(cls, model_dir: Path) -> ModelMeta:
-        return cls.from_dict(yaml.safe_load((model_dir / "model.yaml").read_text()))
+        meta = cls.from_dict(yaml.safe_load((model_dir / "model.yaml").read_text()))
+        meta.source_dir = model_dir
+        return meta

@@ -23,6 +23,7 @@ from packaging.version import Version
 from runbatch.identifiers import resolve_identifier
 from runbatch.ml.model._signatures.core import FeatureGroupSpec, FeatureSpec, ModelSignature, ParamSpec
 from runbatch.ml.model._signatures.validate import validate_pandas_df
+from runbatch.packager.explain import check_explainability_supported
 from runbatch.packager.handlers import find_handler, handler_for_type
 from runbatch.packager.handlers.base import SaveRequest, as_frame
 from runbatch.packager.meta import ModelMeta
@@ -78,6 +79,7 @@ def save_model(
     options = dict(options or {})
     handler = find_handler(model)
     _check_options(handler.allowed_options, options)
+    check_explainability_supported(handler.handler_type, options)
     meta = ModelMeta(name=name, model_type=handler.handler_type, signatures=dict(signatures or {}), task=task)
     meta.method_options = dict(options.get("method_options") or {})
     if options.get("function_type"):

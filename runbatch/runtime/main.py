@@ -11,10 +11,13 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 
 from runbatch.client import ControlPlaneClient
 from runbatch.errors import AuthenticationError, ConflictError, NotFoundError, RunbatchError
 from runbatch.inference import LoadedModel
+from runbatch.inference.function import ModelFunction
+from runbatch.ml.model.inference_engine import InferenceEngine
 from runbatch.packager.meta import ModelMeta
 from runbatch.runtime import EXIT_CANCELLED, EXIT_OK, EXIT_REPORTED_FAILURE
 from runbatch.runtime.pipeline import (
@@ -126,8 +129,7 @@ def run(settings: RuntimeSettings) -> int:
     pipeline.start_reading()  # decode the first batches while the model's framework loads
     started = time.monotonic()
     try:
-        loaded = LoadedModel.from_dir(model_dir)
-        fn = loaded.function(work.function_name)
+        fn = _function(work, model_dir)
     except Exception as exc:
         pipeline.close()
         return _report_failure(client, work, "Loading the model failed", exc)
@@ -176,6 +178,16 @@ def run(settings: RuntimeSettings) -> int:
         return EXIT_CANCELLED
     print("Inference finished.", flush=True)  # noqa: T201 - user-facing, as above
     return EXIT_OK
+
+
+def _function(work: ShardWork, model_dir: Path) -> ModelFunction:
+    """The function to run: in the engine the job chose (vLLM), else in the model's own handler."""
+    engine = work.inference_engine or {}
+    if engine.get("inference_engine_name") == InferenceEngine.VLLM.value:
+        from runbatch.runtime.engines.vllm import vllm_function
+
+        return vllm_function(model_dir, work.function_name, list(engine.get("inference_engine_args") or []))
+    return LoadedModel.from_dir(model_dir).function(work.function_name)
 
 
 def _stage_files(work: ShardWork) -> StageFiles:

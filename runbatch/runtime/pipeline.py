@@ -32,7 +32,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from runbatch.errors import InputRowError
 from runbatch.inference.function import ModelFunction
+from runbatch.ml.model._signatures.core import FeatureGroupSpec
 from runbatch.ml.model.batch import FileEncoding
 from runbatch.runtime.stage_files import (
     MODEL_ERROR,
@@ -219,6 +221,8 @@ def _error_batch(batch: pa.RecordBatch, failed: dict[int, RowError]) -> pa.Recor
 
 
 def _model_error(exc: BaseException) -> RowError:
+    if isinstance(exc, InputRowError):
+        return RowError(exc.row_code, exc.message)
     return RowError(MODEL_ERROR, f"{type(exc).__name__}: {exc}")
 
 
@@ -239,7 +243,15 @@ class _Inference:
         files = cfg.files or StageFiles(
             {}, default_database=cfg.default_database, default_schema=cfg.default_schema
         )
-        self.fetcher = FileFetcher(files, encodings, cfg.fetch_threads) if encodings else None
+        # A chat function's messages column: stage paths in its media parts are read like files.
+        messages = tuple(
+            cfg.feature_columns[f.name]
+            for f in fn.signature.inputs
+            if isinstance(f, FeatureGroupSpec) and f.name.lower() == "messages"
+        )
+        self.fetcher = (
+            FileFetcher(files, encodings, cfg.fetch_threads, messages) if encodings or messages else None
+        )
         self._passthrough: list[str] | None = None
         self._overwritten = outputs
         # Rows the model has succeeded on: a model that has failed on every row so far is broken,
@@ -298,7 +310,9 @@ class _Inference:
             if self.cfg.fail_fast:
                 raise
             pieces, errors = self._isolate(prepared, exc)
-            if not pieces and self._rows_ok == 0:
+            # A model that failed on every row so far is broken, unless it said each row was bad.
+            rows_rejected = all(e.code != MODEL_ERROR for e in errors.values())
+            if not pieces and self._rows_ok == 0 and not rows_rejected:
                 raise
             ok = [a + i for a, out in pieces for i in range(len(out))]
             merged = pd.concat([out for _, out in pieces], ignore_index=True) if pieces else None

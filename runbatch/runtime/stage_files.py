@@ -218,10 +218,19 @@ class FileFetcher:
     another in the caller's thread (the benchmarks' "no overlap" baseline).
     """
 
-    def __init__(self, files: StageFiles, columns: dict[str, FileEncoding], threads: int) -> None:
+    def __init__(
+        self,
+        files: StageFiles,
+        columns: dict[str, FileEncoding],
+        threads: int,
+        messages: tuple[str, ...] = (),
+    ) -> None:
         self.files = files
         self.columns = columns
         self.threads = threads
+        # OpenAI chat messages columns: their media parts' stage paths are resolved
+        # (runbatch.runtime.chat_messages), a cell at a time.
+        self.messages = messages
         self._pool = (
             ThreadPoolExecutor(max_workers=threads, thread_name_prefix="file-fetch") if threads > 1 else None
         )
@@ -229,7 +238,9 @@ class FileFetcher:
         """Called as each file is read (or fails: 0 bytes), before its future completes."""
 
     def count_files(self, batch: pa.RecordBatch) -> int:
-        return sum(len(batch) - batch.column(c).null_count for c in self.columns)
+        # Every cell of a messages column is a task (a null one resolves to no messages).
+        files = sum(len(batch) - int(batch.column(c).null_count) for c in self.columns)
+        return files + int(batch.num_rows) * len(self.messages)
 
     def submit(self, batch: pa.RecordBatch) -> PendingFetch:
         pending = PendingFetch(batch, {})
@@ -242,7 +253,33 @@ class FileFetcher:
                 task = self._task(str(text), encoding, pending)
                 cells.append(self._pool.submit(task) if self._pool is not None else task)
             pending._cells[column] = cells
+        for column in self.messages:
+            cells = []
+            for value in batch.column(column).to_pylist():
+                task = self._messages_task(value, pending)
+                cells.append(self._pool.submit(task) if self._pool is not None else task)
+            pending._cells[column] = cells
         return pending
+
+    def _messages_task(self, value: Any, pending: PendingFetch) -> Callable[[], Any]:
+        def resolve() -> Any:
+            from runbatch.runtime.chat_messages import resolve_messages
+
+            size = 0
+
+            def count(n: int) -> None:
+                nonlocal size
+                size += n
+
+            try:
+                messages = resolve_messages(value, self.files, count)
+                pending.add_bytes(size)
+                return messages
+            finally:
+                if self.on_file is not None:
+                    self.on_file(size)
+
+        return resolve
 
     def _task(self, text: str, encoding: FileEncoding, pending: PendingFetch) -> Callable[[], Any]:
         def fetch() -> Any:

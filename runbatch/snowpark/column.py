@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import math
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -36,6 +37,9 @@ from runbatch.snowpark.types import (
 )
 
 __all__ = ["CaseExpr", "Column", "quote_name", "sql_literal", "sql_type"]
+
+
+_POSITIONAL = re.compile(r"\$[1-9][0-9]*")
 
 
 def quote_name(resolved: str) -> str:
@@ -110,6 +114,9 @@ class Column:
     def _of(cls, name: str) -> Column:
         if name == "*":
             return cls("*")
+        if _POSITIONAL.fullmatch(name):
+            # A stage file's positional column, as Snowpark's col("$1"); the view names it "$1".
+            return cls(quote_name(name), name)
         resolved = resolve_identifier(name)
         return cls(quote_name(resolved), resolved)
 
@@ -120,6 +127,18 @@ class Column:
         raise InvalidArgumentError("A Column has no truth value: combine conditions with &, | and ~.")
 
     __hash__ = object.__hash__  # __eq__ builds an expression, so hashing stays by identity
+
+    def __getitem__(self, field: str | int) -> Column:
+        """A field of an OBJECT or an element of an ARRAY: ``col("v")["a"][0]``, Snowflake's GET."""
+        if isinstance(field, bool) or not isinstance(field, str | int):
+            raise InvalidArgumentError(
+                f"A Column is indexed by a field name (str) or an array index (int), not {type(field).__name__}."
+            )
+        return Column(f"GET({self._sql}, {sql_literal(field)})")
+
+    def __iter__(self) -> Any:
+        # Without this, __getitem__ would make Python iterate a Column with 0, 1, 2, ... forever.
+        raise TypeError("Column is not iterable")
 
     # -- operators --------------------------------------------------------------------------------
     def _binary(self, op: str, other: Any) -> Column:

@@ -21,6 +21,9 @@ __all__ = [
     "FileStage",
     "InputSlice",
     "JobCreate",
+    "JobErrorsPublic",
+    "JobOutputFile",
+    "JobOutputsPublic",
     "JobPublic",
     "JobsPublic",
     "LogBatch",
@@ -153,8 +156,13 @@ class JobPublic(BaseModel):
 
 
 class JobsPublic(BaseModel):
+    """One page of jobs, newest first (see docs/rest.md, "Pagination")."""
+
     data: list[JobPublic]
-    count: int
+    count: int = Field(description="How many jobs match the filters, over all pages")
+    next_page_token: str | None = Field(
+        default=None, description="Pass as page_token for the next page; null on the last page"
+    )
 
 
 class ShardPublic(BaseModel):
@@ -182,6 +190,30 @@ class LogLine(BaseModel):
 
 class LogsPublic(BaseModel):
     data: list[LogLine]
+
+
+class JobOutputFile(BaseModel):
+    path: str = Field(description="Path under the job's output location, e.g. part-00000.parquet")
+    size: int = Field(description="Bytes")
+    last_modified: datetime
+
+
+class JobOutputsPublic(BaseModel):
+    """The files under a job's output location; ``success`` once ``_SUCCESS`` marks it complete."""
+
+    location: str = Field(description="The output location, e.g. @DB.PUBLIC.DATA/out/")
+    success: bool = Field(description="Whether _SUCCESS exists: the job ended DONE, its output is complete")
+    files: list[JobOutputFile]
+    total_bytes: int
+
+
+class JobErrorsPublic(BaseModel):
+    """A sample of the rows that failed (the files under ``<output>/_errors/``), in file order."""
+
+    columns: list[str]
+    data: list[dict[str, Any]] = Field(description="Rows as JSON objects; binary values are base64 text")
+    files: int = Field(description="How many error files the job committed")
+    truncated: bool = Field(description="True when more error rows exist than were returned")
 
 
 # -- worker and runtime protocol ----------------------------------------------------------------
@@ -254,6 +286,11 @@ class ShardWork(BaseModel):
         default=False, description="JobSpec.fail_fast: the first failed row fails the shard"
     )
     max_failed_rows: int | None = Field(default=None, description="JobSpec.max_failed_rows")
+    inference_engine: dict[str, Any] | None = Field(
+        default=None,
+        description="The engine serving the function ({'inference_engine_name': 'vllm', 'inference_engine_args': "
+        "[...]}); None: the model's own handler",
+    )
 
 
 class ShardAssignment(BaseModel):

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from runbatch.errors import NotFoundError
 from runbatch.wire.registry import ModelPublic, ModelUpdate, ModelVersionPublic, VersionUpdate
+from server.auth import grants, privileges
 from server.auth.tokens import Principal
 from server.control_plane import ControlPlane
 from server.deps import ControlPlaneDep, SessionDep, UserDep
@@ -37,20 +38,23 @@ class TagValue(BaseModel):
 
 
 @router.get(_MODELS)
-def list_models(database: str, schema: str, session: SessionDep, _: UserDep) -> list[ModelPublic]:
-    return [registry.model_public(m) for m in registry.list_models(session, database, schema)]
+def list_models(database: str, schema: str, session: SessionDep, user: UserDep) -> list[ModelPublic]:
+    return [
+        registry.model_public(m)
+        for m in privileges.visible_models(session, user, registry.list_models(session, database, schema))
+    ]
 
 
 @router.get(_MODEL)
-def get_model(database: str, schema: str, model: str, session: SessionDep, _: UserDep) -> ModelPublic:
-    return registry.model_public(registry.get_model(session, database, schema, model))
+def get_model(database: str, schema: str, model: str, session: SessionDep, user: UserDep) -> ModelPublic:
+    return registry.model_public(privileges.model_for(session, user, "USAGE", database, schema, model))
 
 
 @router.patch(_MODEL)
 def update_model(
-    database: str, schema: str, model: str, body: ModelUpdate, session: SessionDep, _: UserDep
+    database: str, schema: str, model: str, body: ModelUpdate, session: SessionDep, user: UserDep
 ) -> ModelPublic:
-    row = registry.get_model(session, database, schema, model)
+    row = privileges.model_for(session, user, "OWNERSHIP", database, schema, model)
     fields = body.model_fields_set
     if "comment" in fields:
         row.comment = body.comment
@@ -62,9 +66,11 @@ def update_model(
 
 @router.delete(_MODEL, status_code=status.HTTP_204_NO_CONTENT)
 def delete_model(
-    database: str, schema: str, model: str, session: SessionDep, cp: ControlPlaneDep, _: UserDep
+    database: str, schema: str, model: str, session: SessionDep, cp: ControlPlaneDep, user: UserDep
 ) -> None:
-    key = registry.delete_model(session, registry.get_model(session, database, schema, model))
+    key = registry.delete_model(
+        session, privileges.model_for(session, user, "OWNERSHIP", database, schema, model)
+    )
     session.commit()
     cp.storage.delete_tree(key)
 
@@ -80,6 +86,9 @@ def _add_version(
 ) -> ModelVersionPublic:
     # Three short steps, so no transaction is open while a large model is copied into storage.
     with cp.read_sessionmaker() as session:
+        # A new version of an existing model takes its OWNERSHIP; a new model is open to every user.
+        if any(m.name == model for m in registry.list_models(session, database, schema)):
+            privileges.model_for(session, user, "OWNERSHIP", database, schema, model)
         registry.check_new_version(session, database, schema, model, version_name)
     artifact = registry.store_artifact(cp.storage, database, schema, model, registry.ArtifactUpload(spool))
     try:
@@ -93,6 +102,8 @@ def _add_version(
                 owner=user.name,
                 artifact=artifact,
             )
+            if len(row.model.versions) == 1:  # the model was created just now
+                grants.on_created(session, user, row.model)
             session.commit()
             return registry.version_public(row)
     except BaseException:
@@ -120,25 +131,33 @@ async def add_version(
 
 @router.get(_MODEL + "/versions")
 def list_versions(
-    database: str, schema: str, model: str, session: SessionDep, _: UserDep
+    database: str, schema: str, model: str, session: SessionDep, user: UserDep
 ) -> list[ModelVersionPublic]:
-    row = registry.get_model(session, database, schema, model)
+    row = privileges.model_for(session, user, "USAGE", database, schema, model)
     return [registry.version_public(v) for v in row.versions]
 
 
 @router.get(_VERSION)
 def get_version(
-    database: str, schema: str, model: str, version: str, session: SessionDep, _: UserDep
+    database: str, schema: str, model: str, version: str, session: SessionDep, user: UserDep
 ) -> ModelVersionPublic:
     """A version by name or alias (DEFAULT, FIRST, LAST or a user alias)."""
-    return registry.version_public(registry.get_version(session, database, schema, model, version))
+    return registry.version_public(
+        privileges.version_for(session, user, "USAGE", database, schema, model, version)
+    )
 
 
 @router.patch(_VERSION)
 def update_version(
-    database: str, schema: str, model: str, version: str, body: VersionUpdate, session: SessionDep, _: UserDep
+    database: str,
+    schema: str,
+    model: str,
+    version: str,
+    body: VersionUpdate,
+    session: SessionDep,
+    user: UserDep,
 ) -> ModelVersionPublic:
-    row = registry.get_version(session, database, schema, model, version)
+    row = privileges.version_for(session, user, "OWNERSHIP", database, schema, model, version)
     if "comment" in body.model_fields_set:
         row.comment = body.comment
     session.commit()
@@ -147,9 +166,15 @@ def update_version(
 
 @router.delete(_VERSION, status_code=status.HTTP_204_NO_CONTENT)
 def delete_version(
-    database: str, schema: str, model: str, version: str, session: SessionDep, cp: ControlPlaneDep, _: UserDep
+    database: str,
+    schema: str,
+    model: str,
+    version: str,
+    session: SessionDep,
+    cp: ControlPlaneDep,
+    user: UserDep,
 ) -> None:
-    row = registry.get_model(session, database, schema, model)
+    row = privileges.model_for(session, user, "OWNERSHIP", database, schema, model)
     key = registry.delete_version(session, row, version)
     session.commit()
     cp.storage.delete_tree(key)
@@ -157,11 +182,17 @@ def delete_version(
 
 @router.get(_VERSION + "/artifact")
 def download_version(
-    database: str, schema: str, model: str, version: str, cp: ControlPlaneDep, _: UserDep, subtree: str = ""
+    database: str,
+    schema: str,
+    model: str,
+    version: str,
+    cp: ControlPlaneDep,
+    user: UserDep,
+    subtree: str = "",
 ) -> StreamingResponse:
     """The version folder (or one subtree, e.g. ``model``) as an uncompressed tar stream."""
     with cp.sessionmaker() as session:
-        row = registry.get_version(session, database, schema, model, version)
+        row = privileges.version_for(session, user, "OWNERSHIP", database, schema, model, version)
         session.expunge(row)
     return StreamingResponse(
         registry.iter_artifact(cp.storage, row, subtree=subtree), media_type="application/x-tar"
@@ -177,9 +208,9 @@ def set_metric(
     name: str,
     body: MetricValue,
     session: SessionDep,
-    _: UserDep,
+    user: UserDep,
 ) -> ModelVersionPublic:
-    row = registry.get_version(session, database, schema, model, version)
+    row = privileges.version_for(session, user, "OWNERSHIP", database, schema, model, version)
     row.metrics = {**(row.metrics or {}), name: body.value}
     session.commit()
     return registry.version_public(row)
@@ -187,9 +218,9 @@ def set_metric(
 
 @router.delete(_VERSION + "/metrics/{name}")
 def delete_metric(
-    database: str, schema: str, model: str, version: str, name: str, session: SessionDep, _: UserDep
+    database: str, schema: str, model: str, version: str, name: str, session: SessionDep, user: UserDep
 ) -> ModelVersionPublic:
-    row = registry.get_version(session, database, schema, model, version)
+    row = privileges.version_for(session, user, "OWNERSHIP", database, schema, model, version)
     if name not in (row.metrics or {}):
         raise NotFoundError(f"Cannot find metric with name {name}.")
     row.metrics = {k: v for k, v in row.metrics.items() if k != name}
@@ -199,9 +230,9 @@ def delete_metric(
 
 @router.put(_MODEL + "/aliases/{alias}")
 def set_alias(
-    database: str, schema: str, model: str, alias: str, body: AliasTarget, session: SessionDep, _: UserDep
+    database: str, schema: str, model: str, alias: str, body: AliasTarget, session: SessionDep, user: UserDep
 ) -> ModelPublic:
-    row = registry.get_model(session, database, schema, model)
+    row = privileges.model_for(session, user, "OWNERSHIP", database, schema, model)
     registry.set_alias(session, row, body.version, alias)
     session.commit()
     return registry.model_public(row)
@@ -209,10 +240,10 @@ def set_alias(
 
 @router.delete(_MODEL + "/aliases/{alias}")
 def unset_alias(
-    database: str, schema: str, model: str, alias: str, session: SessionDep, _: UserDep
+    database: str, schema: str, model: str, alias: str, session: SessionDep, user: UserDep
 ) -> ModelPublic:
     """Remove an alias, named directly or through its version."""
-    row = registry.get_model(session, database, schema, model)
+    row = privileges.model_for(session, user, "OWNERSHIP", database, schema, model)
     registry.unset_alias(session, row, alias)
     session.commit()
     return registry.model_public(row)
@@ -220,9 +251,9 @@ def unset_alias(
 
 @router.put(_MODEL + "/tags/{tag}")
 def set_tag(
-    database: str, schema: str, model: str, tag: str, body: TagValue, session: SessionDep, _: UserDep
+    database: str, schema: str, model: str, tag: str, body: TagValue, session: SessionDep, user: UserDep
 ) -> ModelPublic:
-    row = registry.get_model(session, database, schema, model)
+    row = privileges.model_for(session, user, "OWNERSHIP", database, schema, model)
     registry.set_tag(session, row, tag, body.value)
     session.commit()
     return registry.model_public(row)
@@ -230,9 +261,9 @@ def set_tag(
 
 @router.delete(_MODEL + "/tags/{tag}")
 def unset_tag(
-    database: str, schema: str, model: str, tag: str, session: SessionDep, _: UserDep
+    database: str, schema: str, model: str, tag: str, session: SessionDep, user: UserDep
 ) -> ModelPublic:
-    row = registry.get_model(session, database, schema, model)
+    row = privileges.model_for(session, user, "OWNERSHIP", database, schema, model)
     registry.unset_tag(session, row, tag)
     session.commit()
     return registry.model_public(row)

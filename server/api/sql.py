@@ -5,12 +5,15 @@ stream, which the client must accept (``Accept: application/vnd.apache.arrow.str
 COPY INTO @stage runs its query and writes the files here, then answers JSON.
 """
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
 from runbatch.errors import InvalidArgumentError
 from runbatch.wire.resources import SqlRequest, SqlResult, is_query
+from server.api.services import run_service_statement
+from server.auth import privileges
 from server.deps import ControlPlaneDep, SessionDep, UserDep
+from server.spcs.statements import is_service_statement
 from server.sql.executor import execute_sql
 from server.sql.results import ARROW_STREAM, open_query
 from server.sql.unload import is_copy, plan_unload
@@ -25,8 +28,12 @@ router = APIRouter(tags=["sql"])
 )
 def run_sql(
     body: SqlRequest, request: Request, session: SessionDep, cp: ControlPlaneDep, user: UserDep
-) -> SqlResult | StreamingResponse:
+) -> SqlResult | StreamingResponse | Response:
     """Execute one statement; a control statement's result says which database and schema are current."""
+    if is_service_statement(body.sql):
+        return run_service_statement(body, request, session, cp, user)
+    if is_query(body.sql) or is_copy(body.sql):
+        privileges.require_query(user)
     if is_query(body.sql):
         if ARROW_STREAM not in request.headers.get("accept", ""):
             raise InvalidArgumentError(

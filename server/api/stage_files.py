@@ -12,6 +12,8 @@ from runbatch.errors import NotFoundError, StagePathError, UnsupportedError
 from runbatch.stage.paths import StagePath, normalize_key
 from runbatch.wire.resources import StageFilePublic
 from server.api.uploads import receive_upload
+from server.auth import privileges
+from server.auth.tokens import Principal
 from server.control_plane import ControlPlane
 from server.deps import ControlPlaneDep, SessionDep, UserDep
 from server.stages import service as stages
@@ -23,11 +25,13 @@ _PREFIX = "/databases/{database}/schemas/{schema}/stages/{stage}/files"
 _CHUNK = 1 << 20
 
 
-def _resolve(cp: ControlPlane, database: str, schema: str, stage: str, path: str) -> ResolvedStage:
+def _resolve(
+    cp: ControlPlane, user: Principal, privilege: str, database: str, schema: str, stage: str, path: str
+) -> ResolvedStage:
     with cp.read_sessionmaker() as session:
-        return stages.resolve_stage_path(
-            session, cp.storage, StagePath(database, schema, stage, normalize_key(path)), cp.secrets
-        )
+        where = StagePath(database, schema, stage, normalize_key(path))
+        privileges.require_stage(session, user, privilege, where)
+        return stages.resolve_stage_path(session, cp.storage, where, cp.secrets)
 
 
 @router.get(_PREFIX)
@@ -37,11 +41,12 @@ def list_stage_files(
     stage: str,
     session: SessionDep,
     cp: ControlPlaneDep,
-    _: UserDep,
+    user: UserDep,
     path: str = "",
     pattern: str | None = None,
 ) -> list[StageFilePublic]:
     """LIST: files whose path starts with ``path`` (a folder when it ends with '/'), optionally matching a regex."""
+    privileges.require_stage(session, user, "READ", StagePath(database, schema, stage))
     resolved = stages.resolve_stage_path(
         session, cp.storage, StagePath(database, schema, stage, normalize_key(path)), cp.secrets
     )
@@ -50,10 +55,10 @@ def list_stage_files(
 
 @router.put(_PREFIX + "/{path:path}", status_code=status.HTTP_201_CREATED)
 async def upload_stage_file(
-    database: str, schema: str, stage: str, path: str, request: Request, cp: ControlPlaneDep, _: UserDep
+    database: str, schema: str, stage: str, path: str, request: Request, cp: ControlPlaneDep, user: UserDep
 ) -> StageFilePublic:
     """Store the request body as one file; it appears only once fully written."""
-    resolved = await run_in_threadpool(_resolve, cp, database, schema, stage, path)
+    resolved = await run_in_threadpool(_resolve, cp, user, "WRITE", database, schema, stage, path)
     if not resolved.path.path:
         raise StagePathError("A file name is required to upload to a stage.")
     if resolved.external_url:
@@ -74,9 +79,9 @@ async def upload_stage_file(
 
 @router.get(_PREFIX + "/{path:path}")
 def download_stage_file(
-    database: str, schema: str, stage: str, path: str, cp: ControlPlaneDep, _: UserDep
+    database: str, schema: str, stage: str, path: str, cp: ControlPlaneDep, user: UserDep
 ) -> StreamingResponse:
-    resolved = _resolve(cp, database, schema, stage, path)
+    resolved = _resolve(cp, user, "READ", database, schema, stage, path)
     if not resolved.storage.exists(resolved.key):
         raise NotFoundError(f"File {path!r} does not exist on stage {stage}.")
 
@@ -91,10 +96,10 @@ def download_stage_file(
 
 @router.delete(_PREFIX + "/{path:path}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_stage_file(
-    database: str, schema: str, stage: str, path: str, cp: ControlPlaneDep, _: UserDep
+    database: str, schema: str, stage: str, path: str, cp: ControlPlaneDep, user: UserDep
 ) -> None:
     """Delete one file, or every file under a folder when the path ends with '/'."""
-    resolved = _resolve(cp, database, schema, stage, path)
+    resolved = _resolve(cp, user, "WRITE", database, schema, stage, path)
     if path.endswith("/"):
         resolved.storage.delete_prefix(resolved.key + "/")
     else:

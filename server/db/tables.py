@@ -16,6 +16,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -40,17 +41,28 @@ __all__ = [
     "DagTaskRunRow",
     "DatabaseRow",
     "FileFormatRow",
+    "FutureGrantRow",
+    "GrantRow",
+    "IdempotencyKeyRow",
     "JobLogRow",
     "JobRow",
     "ModelAliasRow",
+    "ModelMonitorMetricRow",
+    "ModelMonitorRow",
     "ModelRow",
     "ModelTagRow",
     "ModelVersionRow",
+    "RoleRow",
     "SchemaRow",
+    "ServiceFunctionRow",
+    "ServiceLogRow",
+    "ServiceRow",
     "ShardRow",
     "StageRow",
     "TableRow",
     "UTCDateTime",
+    "UserRoleRow",
+    "UserRow",
     "WorkerRow",
     "utcnow",
 ]
@@ -346,6 +358,69 @@ class ApiTokenRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column()
     revoked_at: Mapped[datetime | None] = mapped_column()
+    # NULL for tokens minted for a process (a DAG's Python task), which act with their ``role``.
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+
+
+class UserRow(Base):
+    """A person or tool that logs in; the password is stored as an scrypt hash (see server.auth.passwords)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    default_role: Mapped[str] = mapped_column(String(255))
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_on: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RoleRow(Base):
+    __tablename__ = "roles"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_on: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UserRoleRow(Base):
+    __tablename__ = "user_roles"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    role_id: Mapped[int] = mapped_column(ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True)
+
+
+class GrantRow(Base):
+    """A privilege on one object held by a role. One object column is set, per ``object_type``;
+    the foreign keys drop the grant with its object, as Snowflake does."""
+
+    __tablename__ = "grants"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    role_id: Mapped[int] = mapped_column(ForeignKey("roles.id", ondelete="CASCADE"), index=True)
+    privilege: Mapped[str] = mapped_column(String(32))
+    object_type: Mapped[str] = mapped_column(String(32))
+    model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    compute_pool_id: Mapped[int | None] = mapped_column(ForeignKey("compute_pools.id", ondelete="CASCADE"))
+    stage_id: Mapped[int | None] = mapped_column(ForeignKey("stages.id", ondelete="CASCADE"))
+    granted_by: Mapped[str] = mapped_column(String(255))
+    created_on: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FutureGrantRow(Base):
+    """GRANT ... ON FUTURE MODELS IN SCHEMA: copied into a GrantRow when a model is created there."""
+
+    __tablename__ = "future_grants"
+    __table_args__ = (UniqueConstraint("schema_id", "object_type", "privilege", "role_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    schema_id: Mapped[int] = mapped_column(ForeignKey("schemas.id", ondelete="CASCADE"))
+    object_type: Mapped[str] = mapped_column(String(32))
+    privilege: Mapped[str] = mapped_column(String(32))
+    role_id: Mapped[int] = mapped_column(ForeignKey("roles.id", ondelete="CASCADE"))
+    granted_by: Mapped[str] = mapped_column(String(255))
+    created_on: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class DagRow(Base):
@@ -476,6 +551,157 @@ class FileFormatRow(Base):
     format_type: Mapped[str] = mapped_column(String(16))
     options: Mapped[dict[str, Any]] = mapped_column(JSON)
     comment: Mapped[str | None] = mapped_column(Text)
+    owner: Mapped[str] = mapped_column(String(255))
+    created_on: Mapped[datetime] = mapped_column(default=utcnow)
+
+    schema: Mapped[SchemaRow] = relationship()
+
+
+class IdempotencyKeyRow(Base):
+    """An ``Idempotency-Key`` a caller sent with a job-creating POST, and the answer it got.
+
+    The unique (principal, key) pair is inserted before the job is created, so of concurrent
+    retries exactly one creates the job; the others wait for ``response`` and replay it.
+    """
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        UniqueConstraint("principal", "key"),
+        Index("ix_idempotency_keys_expires_at", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    principal: Mapped[str] = mapped_column(String(255))
+    key: Mapped[str] = mapped_column(String(255))
+    method: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(String(2048))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+
+
+class ServiceRow(Base):
+    """A Snowpark Container Services service or job service, with its parsed specification.
+
+    A job service also has a ``jobs`` row (phase FINISHED from the start, so the batch finalizer
+    never touches it) that mirrors its status, so it is listed, described and logged like a batch job.
+    """
+
+    __tablename__ = "services"
+    __table_args__ = (UniqueConstraint("schema_id", "name"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    schema_id: Mapped[int] = mapped_column(ForeignKey("schemas.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16))
+    compute_pool: Mapped[str] = mapped_column(String(255))
+    specification: Mapped[dict[str, Any]] = mapped_column(JSON)
+    spec_text: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text, default="")
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    containers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # name -> {status, exit_code}
+    endpoints: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # name -> "host:port" while running
+    min_instances: Mapped[int] = mapped_column(Integer, default=1)
+    max_instances: Mapped[int] = mapped_column(Integer, default=1)
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    worker: Mapped[str | None] = mapped_column(String(255))
+    heartbeat_at: Mapped[datetime | None] = mapped_column()
+    job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    owner: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+
+    schema: Mapped[SchemaRow] = relationship()
+
+
+class ModelMonitorRow(Base):
+    """A model monitor (Snowflake's CREATE MODEL MONITOR): a model version's function, the source of its
+    logged predictions and actuals, and how often and over what windows its metrics are computed."""
+
+    __tablename__ = "model_monitors"
+    __table_args__ = (UniqueConstraint("schema_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    schema_id: Mapped[int] = mapped_column(ForeignKey("schemas.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"))
+    function_name: Mapped[str] = mapped_column(String(255))
+    warehouse_name: Mapped[str] = mapped_column(String(255))
+    model_task: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(1024))  # qualified table, or @stage/path of Parquet files
+    baseline: Mapped[str | None] = mapped_column(String(1024))
+    # Column roles: timestamp, ids, predictions, actuals, segments, features.
+    columns: Mapped[dict[str, Any]] = mapped_column(JSON)
+    refresh_interval: Mapped[str] = mapped_column(String(64))
+    aggregation_window: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), default="ACTIVE")
+    comment: Mapped[str | None] = mapped_column(Text)
+    owner: Mapped[str] = mapped_column(String(255))
+    created_on: Mapped[datetime] = mapped_column(default=utcnow)
+    last_refreshed_on: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    schema: Mapped[SchemaRow] = relationship()
+    version: Mapped[ModelVersionRow] = relationship()
+
+
+class ModelMonitorMetricRow(Base):
+    """One computed metric value: per monitor, kind, metric, column, window and segment.
+
+    A refresh replaces a monitor's rows whole; an empty segment column is the whole population.
+    """
+
+    __tablename__ = "model_monitor_metrics"
+    __table_args__ = (Index("ix_model_monitor_metrics_monitor_id_kind", "monitor_id", "kind", "metric_name"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    monitor_id: Mapped[int] = mapped_column(ForeignKey("model_monitors.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # DRIFT, PERFORMANCE, STAT
+    metric_name: Mapped[str] = mapped_column(String(64))
+    column_name: Mapped[str] = mapped_column(String(255), default="")
+    segment_column: Mapped[str] = mapped_column(String(255), default="")
+    segment_value: Mapped[str] = mapped_column(String(1024), default="")
+    event_timestamp: Mapped[datetime] = mapped_column()
+    metric_value: Mapped[float | None] = mapped_column(Float)
+    count_used: Mapped[int] = mapped_column(BigInteger, default=0)
+    count_unused: Mapped[int] = mapped_column(BigInteger, default=0)
+    baseline_count_used: Mapped[int | None] = mapped_column(BigInteger)
+    baseline_count_unused: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class ServiceLogRow(Base):
+    """Output lines of a long-running service's containers (a job service logs to its job instead)."""
+
+    __tablename__ = "service_logs"
+    __table_args__ = (Index("ix_service_logs_service_container", "service_id", "container", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    service_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"))
+    container: Mapped[str] = mapped_column(String(255))
+    attempt: Mapped[int] = mapped_column(Integer)
+    logged_at: Mapped[datetime] = mapped_column(default=utcnow)
+    line: Mapped[str] = mapped_column(Text)
+
+
+class ServiceFunctionRow(Base):
+    """A service function (CREATE FUNCTION ... SERVICE = s ENDPOINT = e AS '/path'), callable in queries."""
+
+    __tablename__ = "service_functions"
+    __table_args__ = (UniqueConstraint("schema_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    schema_id: Mapped[int] = mapped_column(ForeignKey("schemas.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    arguments: Mapped[list[Any]] = mapped_column(JSON)  # [[name, type], ...] in Snowflake's type names
+    returns: Mapped[str] = mapped_column(String(64))
+    service: Mapped[str] = mapped_column(String(767))  # DB.SCHEMA.NAME
+    endpoint: Mapped[str] = mapped_column(String(255))
+    path: Mapped[str] = mapped_column(String(2048))
+    max_batch_rows: Mapped[int | None] = mapped_column(Integer)
     owner: Mapped[str] = mapped_column(String(255))
     created_on: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -11,6 +11,8 @@ A cell that is not a stage path at all is left to the runtime: it fails that row
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import pyarrow as pa
@@ -25,7 +27,7 @@ from runbatch.wire.jobs import FileStage
 from server.control_plane import ControlPlane
 from server.stages import service as stages
 
-__all__ = ["check_file_stages", "scan_stage_names", "work_file_stages"]
+__all__ = ["check_file_stages", "scan_message_stage_names", "scan_stage_names", "work_file_stages"]
 
 # The stage part of a stage path: from '@' to the first '/' outside double quotes.
 _STAGE_NAME = r"^\s*'?@(?P<stage>(?:\"[^\"]*\"|[^/\"'])+)"
@@ -52,19 +54,45 @@ def scan_stage_names(storage: Storage, keys: list[str], columns: list[str]) -> d
     return found
 
 
+# A stage path in an OpenAI chat message's media part: "url": "@stage/..." or "data": "@stage/...".
+_MESSAGE_STAGE_NAME = re.compile(r'"(?:url|data)"\s*:\s*"\s*@((?:[^/"\\])+)')
+
+
+def scan_message_stage_names(storage: Storage, keys: list[str], columns: list[str]) -> dict[str, set[str]]:
+    """The distinct stage names the media parts of chat messages columns name (JSON text or lists of dicts)."""
+    found: dict[str, set[str]] = {c: set() for c in columns}
+    for key in keys:
+        with storage.open_input_file(key) as f:
+            parquet = pq.ParquetFile(f, **storage.parquet_read_options)
+            for batch in parquet.iter_batches(columns=columns, batch_size=_SCAN_BATCH_ROWS):
+                for column in columns:
+                    for cell in batch.column(column).to_pylist():
+                        if cell is None:
+                            continue
+                        text = cell if isinstance(cell, str) else json.dumps(cell, default=str)
+                        if "@" in text:
+                            found[column].update(_MESSAGE_STAGE_NAME.findall(text))
+    return found
+
+
 def check_file_stages(
     session: Session,
     storage: Storage,
     keys: list[str],
     column_handling: dict[str, Any],
     context: dict[str, Any],
+    message_columns: list[str] | None = None,
 ) -> list[dict[str, str]]:
-    """Refuse a job whose file columns name a stage that does not exist; return the stages they name."""
-    if not column_handling:
+    """Refuse a job whose file columns (or chat messages columns) name a stage that does not exist;
+    return the stages they name."""
+    if not column_handling and not message_columns:
         return []
     database, schema = context.get("database"), context.get("schema")
     refs: dict[tuple[str, str, str], dict[str, str]] = {}
-    for column, names in scan_stage_names(storage, keys, sorted(column_handling)).items():
+    scanned = scan_stage_names(storage, keys, sorted(column_handling)) if column_handling else {}
+    if message_columns:
+        scanned.update(scan_message_stage_names(storage, keys, sorted(message_columns)))
+    for column, names in scanned.items():
         for name in sorted(names):
             try:
                 path = parse_stage_path(f"@{name}", database=database, schema=schema)
@@ -77,7 +105,8 @@ def check_file_stages(
                 stages.get_stage(session, *ref)
             except NotFoundError:
                 raise InvalidArgumentError(
-                    f"Column {column} (column_handling) names files on stage '{path.stage_name}', which does not "
+                    f"Column {column} ({'chat messages' if column in (message_columns or []) else 'column_handling'}) "
+                    f"names files on stage '{path.stage_name}', which does not "
                     "exist or not authorized. Create the stage, or correct the stage paths in the column."
                 ) from None
             refs[ref] = {"database": ref[0], "schema": ref[1], "stage": ref[2]}

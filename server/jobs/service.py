@@ -5,11 +5,12 @@ from __future__ import annotations
 import io
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from runbatch.errors import (
@@ -20,7 +21,7 @@ from runbatch.errors import (
     OutputExistsError,
 )
 from runbatch.identifiers import complete_name, parse_qualified_name, qualified
-from runbatch.ml.model._signatures.core import ModelSignature
+from runbatch.ml.model._signatures.core import FeatureGroupSpec, ModelSignature
 from runbatch.ml.model._signatures.validate import resolve_params, validate_params
 from runbatch.ml.model.batch import SaveMode
 from runbatch.stage.paths import compile_pattern, parse_stage_path
@@ -49,6 +50,7 @@ from server.jobs.states import (
     transition_phase,
     transition_shard,
 )
+from server.paging import PageCursor
 from server.registry import service as registry
 from server.resources import service as resources
 from server.stages import service as stages
@@ -58,6 +60,7 @@ __all__ = [
     "append_logs",
     "cancel_job",
     "JobDraft",
+    "JobFilters",
     "delete_job",
     "get_job",
     "job_public",
@@ -150,6 +153,13 @@ def prepare_job(
             f"gpu_requests={job_spec.gpu_requests} needs a GPU compute pool, but {pool.name} has instance family "
             f"{pool.instance_family}. Use SYSTEM_COMPUTE_POOL_GPU or a pool with a GPU_NV_* family."
         )
+    validation.check_engine_target(
+        engine,
+        pool.name,
+        pool.instance_family,
+        resources.is_gpu_family(pool.instance_family),
+        job_spec.gpu_requests,
+    )
     live = workers.live_workers(session, cp.settings.worker_timeout_s, pool.name)
     workers.check_capacity(live, pool.name, job_spec)
     signature = ModelSignature.from_dict(fn.signature)
@@ -227,6 +237,12 @@ def prepare_job(
         signature.inputs, schema, case_sensitive=case_sensitive, column_handling=column_handling, where=where
     )
     partition_column = validation.match_partition_column(input_spec.partition_column, schema)
+    # Chat messages whose media parts name files on stages: those stages are checked like file columns'.
+    message_columns = [
+        feature_columns[f.name]
+        for f in signature.inputs
+        if isinstance(f, FeatureGroupSpec) and f.name.lower() == "messages" and f.name in feature_columns
+    ]
     output_key = output.key
     spec: dict[str, Any] = {
         "request": body.model_dump(mode="json", by_alias=True),
@@ -253,10 +269,11 @@ def prepare_job(
         "feature_columns": feature_columns,
         "partition_column": partition_column,
         "column_handling": column_handling or None,
+        "message_columns": message_columns or None,
         # Stage input is scanned here; uploaded and query input once it is there (start_job).
         "file_stages": (
             file_stages.check_file_stages(
-                session, resolved_in.storage, [f.key for f in files], column_handling, ctx
+                session, resolved_in.storage, [f.key for f in files], column_handling, ctx, message_columns
             )
             if files is not None
             else []
@@ -433,10 +450,15 @@ def start_job(session: Session, cp: ControlPlane, job: JobRow, files: list[Input
             raise InvalidArgumentError(
                 f"Uploaded input has other column types than the job was created for: {', '.join(changed)}."
             )
-    if spec.get("column_handling"):
+    if spec.get("column_handling") or spec.get("message_columns"):
         keys = [f.key for f in files]
         found = file_stages.check_file_stages(
-            session, cp.storage, keys, spec["column_handling"], spec.get("context") or {}
+            session,
+            cp.storage,
+            keys,
+            spec.get("column_handling") or {},
+            spec.get("context") or {},
+            spec.get("message_columns"),
         )
         job.spec = {**spec, "file_stages": found}
     _plan(session, cp, job, files)
@@ -460,6 +482,21 @@ def get_job(session: Session, database: str, schema: str, name: str) -> JobRow:
     return job
 
 
+@dataclass(frozen=True)
+class JobFilters:
+    """What ``GET /jobs`` can filter on; every field narrows the list (None: no filter)."""
+
+    database: str | None = None
+    schema: str | None = None
+    statuses: tuple[str, ...] = ()
+    name: str | None = None
+    search: str | None = None
+    compute_pool: str | None = None
+    owner: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
 def list_jobs(
     session: Session,
     *,
@@ -469,20 +506,49 @@ def list_jobs(
     limit: int,
     offset: int,
     name: str | None = None,
+    filters: JobFilters | None = None,
+    after: PageCursor | None = None,
 ) -> tuple[list[JobRow], int]:
+    """Jobs newest first (created_at, then id, both descending) and how many match in all.
+
+    ``after`` continues a keyset page past that row; ``offset`` skips rows (kept for old clients).
+    """
+    f = filters or JobFilters()
     query = select(JobRow).where(JobRow.deleted_at.is_(None))
+    name = name if name is not None else f.name
     if name is not None:
         query = query.where(JobRow.name == name)
+    database = database if database is not None else f.database
+    schema = schema if schema is not None else f.schema
     if database is not None or schema is not None:
         query = query.join(JobRow.schema)
         if schema is not None:
             query = query.where(SchemaRow.name == schema)
         if database is not None:
             query = query.where(SchemaRow.database.has(name=database))
-    if status is not None:
-        query = query.where(JobRow.status == status)
+    statuses = (status,) if status is not None else f.statuses
+    if statuses:
+        query = query.where(JobRow.status.in_(statuses))
+    if f.search:
+        escaped = f.search.upper().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(func.upper(JobRow.name).like(f"%{escaped}%", escape="\\"))
+    if f.compute_pool is not None:
+        query = query.where(JobRow.compute_pool == f.compute_pool)
+    if f.owner is not None:
+        query = query.where(JobRow.owner == f.owner)
+    if f.created_after is not None:
+        query = query.where(JobRow.created_at > f.created_after)
+    if f.created_before is not None:
+        query = query.where(JobRow.created_at < f.created_before)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    query = query.order_by(JobRow.created_at.desc(), JobRow.id).offset(offset)
+    if after is not None:
+        query = query.where(
+            or_(
+                JobRow.created_at < after.created_at,
+                and_(JobRow.created_at == after.created_at, JobRow.id < after.id),
+            )
+        )
+    query = query.order_by(JobRow.created_at.desc(), JobRow.id.desc()).offset(offset)
     if limit > 0:
         query = query.limit(limit)
     return list(session.scalars(query)), total

@@ -147,6 +147,7 @@ def build_work(session: Session, cp: ControlPlane, shard: ShardRow) -> ShardWork
         file_stages=file_stages.work_file_stages(session, cp, spec),
         fail_fast=job_spec.fail_fast,
         max_failed_rows=job_spec.max_failed_rows,
+        inference_engine=spec.get("engine"),
     )
 
 

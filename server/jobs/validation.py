@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow as pa
 
 from runbatch.compute import parse_cpu, parse_gpu, parse_memory
-from runbatch.errors import InvalidArgumentError, UnsupportedError
+from runbatch.errors import InvalidArgumentError
 from runbatch.ml.model._signatures.core import BaseFeatureSpec, DataType, FeatureGroupSpec, FeatureSpec
 from runbatch.ml.model.batch import FileEncoding, InputSpec, JobSpec
 from runbatch.ml.model.inference_engine import VLLM_SUPPORTED_TASKS, InferenceEngine
@@ -19,6 +19,7 @@ from runbatch.wire.registry import FunctionPublic
 __all__ = [
     "as_invalid_argument",
     "check_engine",
+    "check_engine_target",
     "check_failed_rows",
     "check_gpu_runtime",
     "check_partitioning",
@@ -95,6 +96,11 @@ def check_engine(
             )
         task = model_spec.get("task_name") or (model_spec.get("options") or {}).get("task")
         tasks = [task] if task else []
+        # A logged model's spec (model.yaml) keeps the pipeline's task in its model blob's options.
+        for blob in (model_spec.get("models") or {}).values():
+            blob_task = ((blob or {}).get("options") or {}).get("task")
+            if blob_task and blob_task not in tasks:
+                tasks.append(blob_task)
         if not any(t in VLLM_SUPPORTED_TASKS for t in tasks):
             found = f"Found task(s): {tasks} in model spec." if tasks else "No task found in model spec."
             raise InvalidArgumentError(
@@ -120,10 +126,27 @@ def check_engine(
                     f"Invalid gpu_requests: {gpu_requests} with type {type(gpu_requests).__name__}"
                 ) from None
             args.append(f"--tensor-parallel-size={tp}")
-        raise UnsupportedError(
-            "The vLLM engine runs only in the GPU runtime image, which this installation does not have yet."
-        )
     return {"inference_engine_name": engine.value, "inference_engine_args": args}
+
+
+def check_engine_target(
+    engine: dict[str, Any] | None, pool: str, instance_family: str, gpu_pool: bool, gpu_requests: str | None
+) -> None:
+    """vLLM runs on GPUs, in the GPU runtime image: a GPU pool, and GPUs requested (which the executor
+    reserves, and which select that image)."""
+    if not engine or engine.get("inference_engine_name") != InferenceEngine.VLLM.value:
+        return
+    if not gpu_pool:
+        raise InvalidArgumentError(
+            f"The vLLM engine runs on GPUs, in the GPU runtime image, but compute pool {pool} has instance family "
+            f"{instance_family}. Use SYSTEM_COMPUTE_POOL_GPU or a pool with a GPU_NV_* family, or run without "
+            "inference_engine_options (the transformers engine runs on CPU pools)."
+        )
+    if gpu_requests is None:
+        raise InvalidArgumentError(
+            "The vLLM engine needs GPUs: set JobSpec(gpu_requests=...), the number of GPUs per replica (vLLM's "
+            "tensor parallel size)."
+        )
 
 
 def check_partitioning(input_spec: InputSpec, fn: FunctionPublic, model_type: str) -> None:

@@ -27,6 +27,8 @@ from runbatch.wire.listings import (
     version_listing,
 )
 from runbatch.wire.resources import SqlResult
+from server.auth import privileges
+from server.auth.access_sql import AccessStatement, execute_access
 from server.auth.tokens import Principal
 from server.file_formats import service as file_formats
 from server.jobs import service as jobs
@@ -91,7 +93,30 @@ def execute_sql(
 ) -> Execution:
     stmt = parse_statement(sql)
     ctx = _Context(session, storage, secrets, principal, database, schema)
+    _authorize(ctx, stmt)
     return _HANDLERS[type(stmt)](ctx, stmt)
+
+
+def _authorize(ctx: _Context, stmt: Any) -> None:
+    """Statements a caller without ACCOUNTADMIN may run; model and stage statements check their object."""
+    if ctx.principal.is_admin:
+        return
+    if isinstance(stmt, (ListFiles, RemoveFiles)):
+        path = parse_stage_path(stmt.stage, database=ctx.database, schema=ctx.schema)
+        privileges.require_stage(
+            ctx.session, ctx.principal, "READ" if isinstance(stmt, ListFiles) else "WRITE", path
+        )
+        return
+    if isinstance(stmt, (AccessStatement, Use, Show, ShowScoped, ShowInModel, Describe, AlterModel)):
+        return
+    if isinstance(stmt, Drop) and stmt.kind == "MODEL":
+        return
+    privileges.require_admin(ctx.principal, f"run {type(stmt).__name__} statements")
+
+
+def _access(ctx: _Context, stmt: AccessStatement) -> Execution:
+    out = execute_access(ctx.session, ctx.principal, stmt, database=ctx.database, schema=ctx.schema)
+    return Execution(SqlResult(columns=out.columns, rows=out.rows, database=ctx.database, schema=ctx.schema))
 
 
 def _status(ctx: _Context, message: str, after: list[Callable[[], None]] | None = None) -> Execution:
@@ -471,12 +496,15 @@ def _scope_of_show(ctx: _Context, stmt: ShowScoped) -> tuple[str | None, str | N
 def _show_scoped(ctx: _Context, stmt: ShowScoped) -> Execution:
     database, schema = _scope_of_show(ctx, stmt)
     if stmt.kind == "MODELS":
-        models = registry.find_models(ctx.session, database=database, schema=schema)
+        models = privileges.visible_models(
+            ctx.session, ctx.principal, registry.find_models(ctx.session, database=database, schema=schema)
+        )
         columns, records = MODEL_COLUMNS, [model_listing(registry.model_public(m)) for m in models]
     else:
         found, _ = jobs.list_jobs(
             ctx.session, database=database, schema=schema, status=None, limit=0, offset=0
         )
+        found = [j for j in found if privileges.may_see_job(ctx.principal, j)]
         if stmt.scope == "COMPUTE POOL":
             pool = resources.get_compute_pool(ctx.session, stmt.in_parts[0]).name
             found = [j for j in found if j.compute_pool == pool]
@@ -492,6 +520,7 @@ def _show_scoped(ctx: _Context, stmt: ShowScoped) -> Execution:
 
 def _show_in_model(ctx: _Context, stmt: ShowInModel) -> Execution:
     model = registry.get_model(ctx.session, *_scope(ctx, stmt.model, 3))
+    privileges.require(ctx.session, ctx.principal, "USAGE", model)
     if stmt.kind == "VERSIONS":
         records = [version_listing(registry.version_public(v)) for v in model.versions]
         return _listing(ctx, VERSION_COLUMNS, _filtered(records, stmt.like))
@@ -526,6 +555,7 @@ def _describe(ctx: _Context, stmt: Describe) -> Execution:
         columns, rows = TABLE_COLUMNS, table_column_rows(schema)
     elif stmt.kind == "MODEL":
         model = registry.get_model(ctx.session, *_scope(ctx, stmt.parts, 3))
+        privileges.require(ctx.session, ctx.principal, "USAGE", model)
         return _listing(ctx, MODEL_COLUMNS, [model_listing(registry.model_public(model))])
     elif stmt.kind == "COMPUTE POOL":
         pool = resources.get_compute_pool(ctx.session, stmt.parts[0])
@@ -535,7 +565,9 @@ def _describe(ctx: _Context, stmt: Describe) -> Execution:
             [r for r in listed.rows if r[listed.columns.index("name")] == pool.name],
         )
     else:
-        public = jobs.job_public(jobs.get_job(ctx.session, *_scope(ctx, stmt.parts, 3)))
+        public = jobs.job_public(
+            privileges.require_job(ctx.principal, jobs.get_job(ctx.session, *_scope(ctx, stmt.parts, 3)))
+        )
         record = job_service_listing(public)
         record["spec"] = yaml.safe_dump(public.spec, sort_keys=False)
         at = JOB_SERVICE_COLUMNS.index("compute_pool") + 1
@@ -547,6 +579,7 @@ def _drop_model(ctx: _Context, parts: list[str], if_exists: bool) -> str | None:
     """Delete a model as Registry.delete_model does; returns its storage prefix, None when it was absent."""
     try:
         model = registry.get_model(ctx.session, *_scope(ctx, parts, 3))
+        privileges.require(ctx.session, ctx.principal, "OWNERSHIP", model)
     except NotFoundError:
         if if_exists:
             return None
@@ -575,6 +608,7 @@ def _alter_model(ctx: _Context, stmt: AlterModel) -> Execution:
     db, sch, name = _scope(ctx, stmt.parts, 3)
     try:
         model = registry.get_model(ctx.session, db, sch, name)
+        privileges.require(ctx.session, ctx.principal, "OWNERSHIP", model)
     except NotFoundError:
         if stmt.if_exists:
             return _status(ctx, "Statement executed successfully.")
@@ -649,4 +683,5 @@ _HANDLERS: dict[type[Any], Callable[[_Context, Any], Execution]] = {
     ShowInModel: _show_in_model,
     Describe: _describe,
     AlterModel: _alter_model,
+    AccessStatement: _access,
 }

@@ -21,7 +21,16 @@ from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 
 from runbatch.errors import InvalidArgumentError, UnsupportedError
 
-__all__ = ["METADATA_COLUMNS", "VIRTUAL_PREFIX", "Query", "StageSource", "TableSource", "translate"]
+__all__ = [
+    "FUNCTION_PREFIXES",
+    "METADATA_COLUMNS",
+    "VIRTUAL_PREFIX",
+    "FunctionSource",
+    "Query",
+    "StageSource",
+    "TableSource",
+    "translate",
+]
 
 VIRTUAL_PREFIX = "__runbatch_virtual_"
 
@@ -56,7 +65,19 @@ class TableSource:
     parts: list[str]  # resolved [db.][schema.]name, as written
 
 
-Source = StageSource | TableSource
+@dataclass(frozen=True)
+class FunctionSource:
+    """``TABLE(<name>(<args>))`` of a table function runbatch answers itself (MODEL_MONITOR_*_METRIC)."""
+
+    alias: str
+    name: str  # upper case
+    args: list[str]  # each argument as DuckDB SQL, evaluated before the query runs
+
+
+# Table functions answered by runbatch's own services rather than DuckDB.
+FUNCTION_PREFIXES = ("MODEL_MONITOR_",)
+
+Source = StageSource | TableSource | FunctionSource
 
 
 @dataclass(frozen=True)
@@ -104,6 +125,20 @@ def translate_tree(tree: exp.Query) -> Query:
         _stars_without_virtual(tree, virtual)
     ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
     sources: list[Source] = []
+    for node in list(tree.find_all(exp.TableFromRows)):
+        call = node.this
+        if isinstance(call, exp.Anonymous) and str(call.this).upper().startswith(FUNCTION_PREFIXES):
+            function = FunctionSource(
+                f"__runbatch_source_{len(sources)}",
+                str(call.this).upper(),
+                [arg.sql(dialect="duckdb") for arg in call.expressions],
+            )
+            sources.append(function)
+            replacement = exp.Table(this=exp.to_identifier(function.alias, quoted=True))
+            if node.alias:
+                replacement.set("alias", exp.TableAlias(this=exp.to_identifier(node.alias, quoted=True)))
+            node.replace(replacement)
+            ctes.add(function.alias)  # registered under that name: not a table to look up
     for table in list(tree.find_all(exp.Table)):
         if table.arg_key == "format":
             continue  # FILE_FORMAT => name: a file format, not a table to read

@@ -23,8 +23,10 @@ from sqlalchemy.orm import Session
 from runbatch.errors import InvalidArgumentError
 from runbatch.identifiers import complete_name, qualified
 from runbatch.stage.storage import Storage
+from server.monitoring.functions import TABLE_FUNCTIONS, metric_table
 from server.secrets import SecretBox
-from server.sql.query import VIRTUAL_PREFIX, Query, StageSource, TableSource, translate
+from server.spcs.functions import register_service_functions
+from server.sql.query import VIRTUAL_PREFIX, FunctionSource, Query, StageSource, TableSource, translate
 from server.sql.scans import bounded
 from server.sql.stage_files import register_stage_files, stage_files
 from server.tables import service as tables
@@ -183,14 +185,24 @@ def open_sources(
         for s in query.sources
         if isinstance(s, TableSource)
     }
+    functions = {
+        s.alias: _function_table(session, s, database, schema)
+        for s in query.sources
+        if isinstance(s, FunctionSource)
+    }
     connection = duckdb.connect(config={"threads": _THREADS})
     try:
         shown: dict[str, str] = {}
+        for alias, (result, label) in functions.items():
+            connection.register(alias, result)
+            shown[alias] = label
         for alias, files in staged.items():
             shown.update(register_stage_files(connection, alias, files, query.virtual))
         for alias, (dataset, label) in tabled.items():
             connection.register(alias, bounded(dataset))
             shown[alias] = label
+        # Service functions the query calls become UDFs that send its rows to their service.
+        register_service_functions(session, connection, query.sql, database, schema)
         connection.execute("SET enable_external_access = false")
         connection.execute("SET lock_configuration = true")
     except duckdb.Error as exc:
@@ -219,3 +231,28 @@ def _table_dataset(
         return storage.parquet_dataset(keys), label
     except (pa.ArrowInvalid, OSError) as exc:
         raise InvalidArgumentError(f"Cannot read {label} as Parquet: {exc}") from None
+
+
+def _function_table(
+    session: Session, source: FunctionSource, database: str | None, schema: str | None
+) -> tuple[pa.Table, str]:
+    """A runbatch table function's rows; its arguments are evaluated by a locked DuckDB first, so
+    they may be any constant expression (``DATEADD(day, -7, CURRENT_TIMESTAMP())``) and nothing else."""
+    label = f"TABLE({source.name}(...))"
+    if source.name not in TABLE_FUNCTIONS:
+        raise InvalidArgumentError(f"SQL compilation error: Unknown table function {source.name}.")
+    values: list[object] = []
+    if source.args:
+        connection = duckdb.connect(config={"threads": 1})
+        try:
+            # Through Arrow, not Python objects: DuckDB's TIMESTAMPTZ values need pytz otherwise.
+            connection.execute("SET TimeZone = 'UTC'")
+            connection.execute("SET enable_external_access = false")
+            connection.execute("SET lock_configuration = true")
+            row = connection.sql("SELECT " + ", ".join(source.args)).to_arrow_table()
+        except duckdb.Error as exc:
+            raise InvalidArgumentError(f"SQL compilation error: arguments of {source.name}: {exc}") from None
+        finally:
+            connection.close()
+        values = [row.column(i)[0].as_py() for i in range(row.num_columns)]
+    return metric_table(session, source.name, values, database=database, schema=schema), label

@@ -162,15 +162,21 @@ def register_stage_files(
     fs, found = files.storage.arrow_files(files.keys)
     paths = list(found)
     shown = dict(zip(paths, files.names, strict=True))
-    if files.fmt is None and not virtual:
-        # Parquet read by name: the dataset itself, as plain as it gets.
-        connection.register(alias, bounded(files.storage.parquet_dataset(files.keys)))
-        return {alias: files.label, **shown}
     try:
+        if files.fmt is None and not virtual:
+            # Parquet read by name: the dataset itself, as plain as it gets.
+            connection.register(alias, bounded(files.storage.parquet_dataset(files.keys)))
+            return {alias: files.label, **shown}
         layout = _layout(files, fs, paths)
     except (pa.ArrowInvalid, OSError) as exc:
+        hint = (
+            " Files that are not Parquet need a file format: FROM @stage/path (FILE_FORMAT => 'fmt'), "
+            "with fmt made by CREATE FILE FORMAT fmt TYPE = CSV | JSON."
+            if files.fmt is None
+            else ""
+        )
         raise InvalidArgumentError(
-            f"Cannot read {files.label} as {files.type}: {_scrub(str(exc), paths, files.names)}"
+            f"Cannot read {files.label} as {files.type}: {_scrub(str(exc), paths, files.names)}{hint}"
         ) from None
     partitions = [
         (pc.field(_FILENAME) == name) & (pc.field(_LAST_MODIFIED) == pa.scalar(modified, pa.timestamp("us")))

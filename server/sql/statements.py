@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from runbatch.errors import InvalidArgumentError, UnsupportedError
 from runbatch.identifiers import resolve_identifier
+from server.auth.access_sql import AccessStatement, is_access_statement, parse_access
 from server.file_formats.options import RawOptions, read_options
 from server.sql.tokens import Cursor, Kind
 
@@ -170,6 +171,7 @@ Statement = (
     | ShowInModel
     | Describe
     | AlterModel
+    | AccessStatement
 )
 
 SUPPORTED = (
@@ -178,7 +180,8 @@ SUPPORTED = (
     "SHOW DATABASES|SCHEMAS|STAGES|TABLES|COMPUTE POOLS|MODELS|JOB SERVICES, "
     "SHOW VERSIONS|FUNCTIONS IN MODEL, DESCRIBE|DESC DATABASE|SCHEMA|STAGE|TABLE|MODEL|COMPUTE POOL|"
     "[JOB] SERVICE, ALTER MODEL, COMMENT ON MODEL, SELECT, WITH, "
-    "CREATE|DROP FILE FORMAT, SHOW FILE FORMATS, COPY INTO @stage"
+    "CREATE|DROP FILE FORMAT, SHOW FILE FORMATS, COPY INTO @stage, "
+    "CREATE|DROP USER|ROLE, ALTER USER, GRANT|REVOKE, SHOW USERS|ROLES|GRANTS|FUTURE GRANTS"
 )
 
 
@@ -188,8 +191,10 @@ def parse_statement(sql: str) -> Statement:
     if first.kind is Kind.END:
         raise InvalidArgumentError("SQL compilation error: empty statement.")
     verb = first.text.upper() if first.kind is Kind.WORD else ""
-    if verb == "CREATE":
-        stmt: Statement = _create(cur)
+    if is_access_statement(cur):
+        stmt: Statement = parse_access(cur)
+    elif verb == "CREATE":
+        stmt = _create(cur)
     elif verb == "DROP":
         stmt = _drop(cur)
     elif verb == "USE":

@@ -93,3 +93,13 @@ class Echo(custom_model.CustomModel):
         out = pd.DataFrame({f"OUT_{c}": X[c] for c in X.columns}, index=X.index)
         out["SUMMARY"] = [{"n": int(i), "tags": ["a", "b"]} for i in X["I64"]]
         return out
+
+
+class PositiveOnly(custom_model.CustomModel):
+    """Y = 2X, and refuses any batch holding a negative X: those rows become error rows."""
+
+    @custom_model.inference_api
+    def predict(self, X: pd.DataFrame) -> pd.DataFrame:
+        if (X["X"] < 0).any():
+            raise ValueError("negative input")
+        return pd.DataFrame({"Y": X["X"] * 2.0})

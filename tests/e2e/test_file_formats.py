@@ -13,6 +13,7 @@ import pytest
 
 from runbatch.errors import InvalidArgumentError, NotFoundError, UnsupportedError
 from runbatch.snowpark import Session
+from runbatch.snowpark.functions import col
 from runbatch.snowpark.types import DoubleType, LongType, StringType, StructField, StructType
 
 PEOPLE_CSV = 'id|name|note\n1|"Ann|Lee"|\\N\n2||""\n3|bob|  padded  \n'
@@ -192,6 +193,12 @@ def test_query_errors_name_the_problem(session: Session, fresh_db: str, tmp_path
         ).collect()
     with pytest.raises(UnsupportedError, match=r"METADATA\$FILE_CONTENT_KEY is not supported"):
         session.sql("SELECT METADATA$FILE_CONTENT_KEY FROM @DATA/in/").collect()
+    # Without a file format the files are read as Parquet; the error names the fix.
+    for query in ("SELECT * FROM @DATA/in/", 'SELECT "$1" FROM @DATA/in/'):
+        with pytest.raises(
+            InvalidArgumentError, match=r"need a file format: FROM @stage/path \(FILE_FORMAT =>"
+        ):
+            session.sql(query).collect()
 
 
 def test_dataframe_reader_csv_json_parquet(session: Session, fresh_db: str, tmp_path: Path) -> None:
@@ -239,15 +246,37 @@ def test_dataframe_reader_csv_json_parquet(session: Session, fresh_db: str, tmp_
         ("csv/people.csv", 3, 3, None),
     ]
 
-    _put(session, tmp_path, "a.json", '{"fruit": "apple", "n": 1}\n{"fruit": "pear", "n": 2}\n', "@DATA/js/")
+    _put(
+        session,
+        tmp_path,
+        "a.json",
+        '{"fruit": "apple", "n": 1, "t": [5, 6]}\n{"fruit": "pear", "n": 2}\n',
+        "@DATA/js/",
+    )
     values = session.read.json("@DATA/js/")
     assert values.columns == ['"$1"']
     assert [json.loads(r[0]) for r in values.collect()] == [
-        {"fruit": "apple", "n": 1},
+        {"fruit": "apple", "n": 1, "t": [5, 6]},
         {"fruit": "pear", "n": 2},
     ]
+    # Snowpark's col("$1") and Column[...] (GET): VARIANT values come back as JSON text, as in Snowflake.
+    picked = values.select(
+        col("$1")["fruit"].alias("fruit"),
+        col("$1")["n"].cast("INT").alias("n"),
+        col("$1")["t"][1].alias("t1"),
+    )
+    assert [tuple(r) for r in picked.sort(col("n")).collect()] == [('"apple"', 1, "6"), ('"pear"', 2, None)]
+    with pytest.raises(
+        InvalidArgumentError, match=r"indexed by a field name \(str\) or an array index \(int\)"
+    ):
+        col("$1")[1.5]  # type: ignore[index]
+    with pytest.raises(TypeError, match="Column is not iterable"):
+        list(col("$1"))
     fields = session.read.option("infer_schema", True).json("@DATA/js/a.json")
-    assert [r.as_dict() for r in fields.collect()] == [{"fruit": "apple", "n": 1}, {"fruit": "pear", "n": 2}]
+    assert [r.as_dict() for r in fields.collect()] == [
+        {"fruit": "apple", "n": 1, "t": [5, 6]},
+        {"fruit": "pear", "n": 2, "t": None},
+    ]
 
     pq.write_table(pa.table({"A": [1.5, 2.5], "B": ["x", "y"]}), tmp_path / "one.parquet")
     session.file.put(str(tmp_path / "one.parquet"), "@DATA/pq/")

@@ -33,6 +33,7 @@ def _job(
         slices=[],
         rows_total=10 * files,
         rows_done=10 * files,
+        started_at=utcnow() - timedelta(seconds=heartbeat_age_s + 60),
         heartbeat_at=utcnow() - timedelta(seconds=heartbeat_age_s),
         output_files=output_files,
     )
@@ -68,9 +69,10 @@ def test_a_silent_shard_is_retried_then_fails_its_job(cp: ControlPlane) -> None:
     assert cp.dispatcher.sent == [("SYSTEM_COMPUTE_POOL_CPU", [shard_id])]  # type: ignore[attr-defined]
     with cp.sessionmaker() as session:  # the second attempt starts, then goes silent too
         shard = session.get(JobRow, job_id).shards[0]  # type: ignore[union-attr]
-        shard.state, shard.attempt, shard.heartbeat_at = (
+        shard.state, shard.attempt, shard.started_at, shard.heartbeat_at = (
             ShardState.RUNNING,
             2,
+            utcnow() - timedelta(minutes=7),
             utcnow() - timedelta(minutes=5),
         )
         session.commit()
@@ -78,6 +80,12 @@ def test_a_silent_shard_is_retried_then_fails_its_job(cp: ControlPlane) -> None:
     reaper.finalize_ended_jobs()
     status, phase, state, attempt, _ = _state(cp, job_id)
     assert (status, phase, state, attempt) == ("FAILED", "FINISHED", "FAILED", 2)
+    # Both reaped attempts count in the shard duration histogram, as exit reports would.
+    for outcome, seconds in (("retried", 360), ("failed", 420)):
+        labels = {"compute_pool": "SYSTEM_COMPUTE_POOL_CPU", "outcome": outcome}
+        assert cp.metrics.registry.get_sample_value("runbatch_shard_duration_seconds_count", labels) == 1
+        total = cp.metrics.registry.get_sample_value("runbatch_shard_duration_seconds_sum", labels)
+        assert total is not None and seconds <= total < seconds + 30
 
 
 def test_finalization_commits_once_and_resumes_idempotently(cp: ControlPlane) -> None:

@@ -287,6 +287,57 @@ class DockerExecutor:
             raise
         return DockerHandle(container, spec.memory_requests, lambda: self.gpus.give_back(gpus))
 
+    def run_container(
+        self,
+        *,
+        name: str,
+        image: str,
+        command: list[str] | None,
+        args: list[str] | None,
+        env: dict[str, str],
+        labels: dict[str, str],
+        volumes: dict[str, str],
+        cpu: str | None,
+        memory: str | None,
+        gpu: str | None,
+    ) -> DockerHandle:
+        """A user's container (a job service's): its own image, entrypoint and args, the same limits,
+        GPUs and host networking as runtimes, labelled with this host and worker for the orphan sweep."""
+        import docker.errors
+
+        if not self.images.exists(image):
+            raise LaunchRefused(
+                f"Image {image!r} is not on the Docker engine of worker {self.worker_name}; build or load it there "
+                "(docker build / docker load) first."
+            )
+        self._remove(name)  # a container of an earlier attempt that was never cleaned up
+        gpus = self.gpus.take(gpu)
+        try:
+            container = self.client.containers.run(
+                image,
+                entrypoint=command,
+                command=args,
+                name=name,
+                labels={**labels, f"{_LABEL}.host": self.host, f"{_LABEL}.worker": self.worker_name},
+                environment=env,
+                network_mode="host",
+                volumes={host: {"bind": path, "mode": "rw"} for host, path in volumes.items()},
+                device_requests=GpuInventory.device_requests(gpus),
+                detach=True,
+                **resource_limits(cpu, memory),
+            )
+        except docker.errors.APIError as exc:
+            self.gpus.give_back(gpus)
+            self._remove(name)
+            raise LaunchRefused(
+                f"Docker could not start container {name}: {exc.explanation or exc}"
+            ) from None
+        except Exception:
+            self.gpus.give_back(gpus)
+            self._remove(name)
+            raise
+        return DockerHandle(container, memory, lambda: self.gpus.give_back(gpus))
+
     def _remove(self, name: str) -> None:
         import docker.errors
 

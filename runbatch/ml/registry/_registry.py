@@ -8,21 +8,36 @@ import tarfile
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import pandas as pd
 
-from runbatch.errors import InvalidArgumentError, NotFoundError
-from runbatch.identifiers import complete_name, parse_qualified_name, qualified, resolve_identifier
+from runbatch.errors import InvalidArgumentError, NotFoundError, UnsupportedError
+from runbatch.identifiers import (
+    complete_name,
+    format_identifier,
+    parse_qualified_name,
+    qualified,
+    resolve_identifier,
+)
 from runbatch.ml.model._model import Model
 from runbatch.ml.model._model_version import ModelVersion
 from runbatch.ml.model.task import Task
+from runbatch.ml.monitoring.entities.model_monitor_config import ModelMonitorConfig, ModelMonitorSourceConfig
+from runbatch.ml.monitoring.model_monitor import ModelMonitor
 from runbatch.packager import save_model
 from runbatch.packager.package import repackage
+from runbatch.snowpark.row import Row
 from runbatch.snowpark.session import Session
 from runbatch.wire.listings import MODEL_COLUMNS, model_listing
+from runbatch.wire.monitors import MONITOR_COLUMNS, MonitorCreate, monitor_listing
 
 __all__ = ["Registry"]
+
+_MODEL_MONITORING_DISABLED_ERROR = (
+    "Must enable monitoring to use this method. "
+    'Please set `options={"enable_monitoring": True}` in the Registry'
+)
 
 
 def _tar_stream(root: Path) -> Iterator[bytes]:
@@ -72,6 +87,7 @@ class Registry:
         self._database = db
         self._schema = schema
         self._options = options or {}
+        self.enable_monitoring = options.get("enable_monitoring", True) if options else True
 
     @property
     def location(self) -> str:
@@ -218,3 +234,108 @@ class Registry:
     def delete_model(self, model_name: str) -> None:
         db, sch, name = self._model_parts(model_name)
         self._session._conn.client.delete_model(db, sch, name)
+
+    # -- monitoring -------------------------------------------------------------------------------
+    def _monitor_parts(self, name: str) -> tuple[str, str, str]:
+        db, sch, monitor = complete_name(parse_qualified_name(name), self._database, self._schema)
+        assert db is not None and sch is not None
+        return db, sch, monitor
+
+    def add_monitor(
+        self,
+        name: str,
+        source_config: ModelMonitorSourceConfig,
+        model_monitor_config: ModelMonitorConfig,
+    ) -> ModelMonitor:
+        """Add a Model Monitor to the Registry (the source's columns are checked before it is created)."""
+        if not self.enable_monitoring:
+            raise ValueError(_MODEL_MONITORING_DISABLED_ERROR)
+        mv = model_monitor_config.model_version
+        function = model_monitor_config.model_function_name
+        functions = mv.show_functions()
+        if not any(f["target_method"] == function for f in functions):
+            existing = {f["target_method"] for f in functions}
+            raise ValueError(
+                f"Function with name {function} does not exist in the given model version. Found: {existing}."
+            )
+        if mv.get_model_task() == Task.UNKNOWN:
+            raise ValueError("Registry model must be logged with task in order to be monitored.")
+        if source_config.timestamp_custom_metric_table is not None:
+            raise UnsupportedError(
+                "timestamp_custom_metric_table is not supported by runbatch monitors; leave it None."
+            )
+        db, sch, monitor = self._monitor_parts(name)
+        model_db, model_sch, model_name, version_name = mv._key
+        body = MonitorCreate(
+            name=format_identifier(monitor),
+            model_database=model_db,
+            model_schema=model_sch,
+            model_name=model_name,
+            version_name=version_name,
+            function_name=function,
+            warehouse_name=resolve_identifier(model_monitor_config.background_compute_warehouse_name),
+            source=source_config.source,
+            baseline=source_config.baseline,
+            timestamp_column=source_config.timestamp_column,
+            id_columns=list(source_config.id_columns),
+            prediction_score_columns=list(source_config.prediction_score_columns or []),
+            prediction_class_columns=list(source_config.prediction_class_columns or []),
+            actual_score_columns=list(source_config.actual_score_columns or []),
+            actual_class_columns=list(source_config.actual_class_columns or []),
+            segment_columns=list(source_config.segment_columns or []),
+            custom_metric_columns=list(source_config.custom_metric_columns or []),
+            refresh_interval=model_monitor_config.refresh_interval,
+            aggregation_window=model_monitor_config.aggregation_window,
+        )
+        created = self._session._conn.client.create_monitor(db, sch, body)
+        return ModelMonitor._ref(self._session._conn.client, db, sch, created.name)
+
+    @overload
+    def get_monitor(self, *, model_version: ModelVersion) -> ModelMonitor: ...
+
+    @overload
+    def get_monitor(self, *, name: str) -> ModelMonitor: ...
+
+    def get_monitor(
+        self, *, name: str | None = None, model_version: ModelVersion | None = None
+    ) -> ModelMonitor:
+        """Get a Model Monitor by name, or the one monitor of a model version."""
+        if not self.enable_monitoring:
+            raise ValueError(_MODEL_MONITORING_DISABLED_ERROR)
+        client = self._session._conn.client
+        if name is not None:
+            db, sch, monitor = self._monitor_parts(name)
+            try:
+                client.get_monitor(db, sch, monitor)
+            except NotFoundError:
+                raise ValueError(f"Unable to find model monitor '{name}'") from None
+            return ModelMonitor._ref(client, db, sch, monitor)
+        if model_version is not None:
+            model_db, model_sch, model_name, version_name = model_version._key
+            found = [
+                m
+                for m in client.list_monitors(self._database, self._schema)
+                if (m.model_database, m.model_schema, m.model_name, m.version_name)
+                == (model_db, model_sch, model_name, version_name)
+            ]
+            if not found:
+                raise ValueError("Unable to find model monitor for the given model version.")
+            if len(found) > 1:
+                raise ValueError("Found multiple model monitors for the given model version.")
+            return ModelMonitor._ref(client, self._database, self._schema, found[0].name)
+        raise ValueError("Must provide either `name` or `model_version` to get ModelMonitor")
+
+    def show_model_monitors(self) -> list[Row]:
+        """SHOW MODEL MONITORS rows of the registry's schema."""
+        if not self.enable_monitoring:
+            raise ValueError(_MODEL_MONITORING_DISABLED_ERROR)
+        monitors = self._session._conn.client.list_monitors(self._database, self._schema)
+        rows = [monitor_listing(m) for m in monitors]
+        return [Row._with_fields(MONITOR_COLUMNS, [r[c] for c in MONITOR_COLUMNS]) for r in rows]
+
+    def delete_monitor(self, name: str) -> None:
+        """Delete a Model Monitor by name from the Registry."""
+        if not self.enable_monitoring:
+            raise ValueError(_MODEL_MONITORING_DISABLED_ERROR)
+        db, sch, monitor = self._monitor_parts(name)
+        self._session._conn.client.drop_monitor(db, sch, monitor)

@@ -26,6 +26,7 @@ import cloudpickle
 import numpy as np
 import pandas as pd
 
+from runbatch.errors import InputRowError
 from runbatch.ml.model._signatures.core import (
     BaseFeatureSpec,
     DataType,
@@ -33,12 +34,13 @@ from runbatch.ml.model._signatures.core import (
     FeatureSpec,
     ModelSignature,
 )
+from runbatch.ml.model.models.huggingface import TransformersPipeline
 from runbatch.ml.model.openai_signatures import OPENAI_CHAT_SIGNATURE_SPECS
 from runbatch.packager.handlers.base import BASE_OPTIONS, InferFn, SaveRequest, target_methods
 from runbatch.packager.handlers.huggingface_signatures import huggingface_pipeline_signature_auto_infer
 from runbatch.packager.meta import BlobMeta, ModelMeta
 
-__all__ = ["HuggingFacePipelineHandler"]
+__all__ = ["PROMPT_TOO_LONG", "HuggingFacePipelineHandler"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,8 @@ DEFAULT_TARGET_METHODS = ("__call__",)
 MODEL_BLOB_DIR = "model"
 PIPELINE_CONFIG_FILE = "pipeline_config.pt"
 DEFAULT_CUDA_VERSION = "12.4"
+# ERROR_CODE of a chat row whose prompt does not fit the model's context (error rows).
+PROMPT_TOO_LONG = "PROMPT_TOO_LONG"
 _IMAGE_TASKS = frozenset(
     {
         "document-question-answering",
@@ -76,11 +80,18 @@ class HuggingFacePipelineHandler:
     allowed_options = BASE_OPTIONS | {"target_methods", "cuda_version"}
 
     def can_handle(self, model: Any) -> bool:
+        if isinstance(model, TransformersPipeline):
+            return True
         # Any Pipeline instance means transformers' pipeline base module is already imported.
         base = sys.modules.get("transformers.pipelines.base")
         return base is not None and isinstance(model, base.Pipeline)
 
     def save(self, model: Any, model_dir: Path, meta: ModelMeta, request: SaveRequest) -> BlobMeta:
+        reference = None
+        if isinstance(model, TransformersPipeline):
+            # Logged by reference: the pipeline is built from the resolved files, then saved as any other.
+            reference = model.model
+            model = model.pipeline()
         if request.options.get("enable_explainability"):
             raise NotImplementedError("Explainability is not supported for huggingface model.")
         task = model.task
@@ -110,7 +121,7 @@ class HuggingFacePipelineHandler:
             options={
                 "task": task,
                 "batch_size": batch_size if batch_size is not None else 1,
-                "model": getattr(pretrained, "name_or_path", None),
+                "model": reference or getattr(pretrained, "name_or_path", None),
                 "has_tokenizer": tokenizer is not None,
                 "has_feature_extractor": getattr(model, "feature_extractor", None) is not None,
                 "has_image_preprocessor": getattr(model, "image_preprocessor", None) is not None,
@@ -396,7 +407,12 @@ def _call_audio(pipe: Any, signature: ModelSignature, df: pd.DataFrame, kw: dict
 def _call_chat(pipe: Any, _signature: ModelSignature, df: pd.DataFrame, kw: dict[str, Any]) -> list[Any]:
     chat = _OpenAIChat(pipe.__self__)  # the bound __call__ of the pipeline
     records: list[dict[str, Any]] = df.to_dict(orient="records")  # type: ignore[assignment]
-    return [chat.complete(_messages(r["messages"]), **_chat_settings(r, kw)) for r in records]
+    conversations = [_messages(r["messages"]) for r in records]
+    # Every prompt is checked before any is generated: a batch with a prompt too long fails at
+    # once, and the runtime narrows it down to that row (an error row) without generating twice.
+    for messages in conversations:
+        chat.check_prompt(messages)
+    return [chat.complete(m, **_chat_settings(r, kw)) for m, r in zip(conversations, records, strict=True)]
 
 
 _CALLERS: dict[str, Caller] = {
@@ -547,6 +563,27 @@ class _OpenAIChat:
             )
         return str(self.tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True))
 
+    def context_length(self) -> int | None:
+        """The most positions the model takes (prompt and completion together), when its config says."""
+        config = self.model.config
+        for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+            value = getattr(config, name, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return None
+
+    def check_prompt(self, messages: list[dict[str, Any]]) -> int:
+        """The prompt's token count; PROMPT_TOO_LONG (an error row) when it leaves no room to generate."""
+        tokens = len(self.tokenizer(self._prompt(messages)).input_ids)
+        context = self.context_length()
+        if context is not None and tokens >= context:
+            raise InputRowError(
+                PROMPT_TOO_LONG,
+                f"The prompt is {tokens} tokens long (chat template applied), but the model takes at most "
+                f"{context} tokens, prompt and completion together. Shorten the messages.",
+            )
+        return tokens
+
     def _generation_config(
         self,
         max_completion_tokens: int | None,
@@ -607,6 +644,12 @@ class _OpenAIChat:
             self.model.device
         )
         prompt_tokens = int(inputs.input_ids.shape[1])
+        context = self.context_length()
+        if context is not None:
+            # Generation past the model's positions fails (or wraps); stop at the context's end.
+            room = context - prompt_tokens
+            wanted = max_completion_tokens if max_completion_tokens is not None else 1024
+            max_completion_tokens = min(wanted, room)
         config = self._generation_config(max_completion_tokens, temperature, top_p, frequency_penalty, n)
         stops = [s for s in stop_strings or [] if s]
         extra: dict[str, Any] = {}

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from runbatch.ml.model._signatures.validate import rename_pandas_df
+from runbatch.packager.explain import EXPLAIN_METHOD, add_tree_explain, tree_explain_fn, wants_explainability
 from runbatch.packager.handlers.base import (
     BASE_OPTIONS,
     InferFn,
@@ -69,6 +70,8 @@ class LightGBMHandler:
         infer_estimator_signatures(
             model, meta, request, DEFAULT_TARGET_METHODS, lambda data: _model_input(data)
         )
+        if wants_explainability(request.options) and not request.is_sub_model:
+            add_tree_explain(model, model_dir, meta, request.sample_input_data)
         blob_dir = model_dir / "models" / request.name
         blob_dir.mkdir(parents=True, exist_ok=True)
         with open(blob_dir / MODEL_FILE, "wb") as f:
@@ -104,4 +107,8 @@ class LightGBMHandler:
 
             return call
 
-        return {m: make(m) for m in meta.signatures}
+        fns = {m: make(m) for m in meta.signatures if m != EXPLAIN_METHOD}
+        if EXPLAIN_METHOD in meta.signatures:
+            explain = tree_explain_fn(model, meta.signatures[EXPLAIN_METHOD].outputs, _model_input)
+            fns[EXPLAIN_METHOD] = lambda df, params: explain(df)
+        return fns

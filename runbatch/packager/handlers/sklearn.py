@@ -10,6 +10,12 @@ import numpy as np
 import pandas as pd
 
 from runbatch.ml.model._signatures.validate import rename_pandas_df
+from runbatch.packager.explain import (
+    EXPLAIN_METHOD,
+    add_sklearn_explain,
+    sklearn_explain_function,
+    wants_explainability,
+)
 from runbatch.packager.handlers.base import (
     BASE_OPTIONS,
     InferFn,
@@ -61,6 +67,8 @@ class SklearnHandler:
         infer_estimator_signatures(
             model, meta, request, DEFAULT_TARGET_METHODS, lambda data: _model_input(model, data)
         )
+        if wants_explainability(request.options) and not request.is_sub_model:
+            add_sklearn_explain(model, model_dir, meta, request.sample_input_data)
         blob_dir = model_dir / "models" / request.name
         blob_dir.mkdir(parents=True, exist_ok=True)
         with pickled_by_value(model), open(blob_dir / "model.pkl", "wb") as f:
@@ -84,7 +92,11 @@ class SklearnHandler:
 
             return call
 
-        return {m: make(m) for m in meta.signatures}
+        fns = {m: make(m) for m in meta.signatures if m != EXPLAIN_METHOD}
+        if EXPLAIN_METHOD in meta.signatures:
+            explain = sklearn_explain_function(model, meta)
+            fns[EXPLAIN_METHOD] = lambda df, params: explain(df)
+        return fns
 
 
 def _model_input(model: Any, data: Any) -> Any:

@@ -1,0 +1,144 @@
+"""Turn the operator's ``run_batch``-style arguments into a job request (no Airflow here).
+
+Kept apart from the operator so the rules (what ``X`` may be, how a task's job is named) are
+plain functions of their inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from runbatch.errors import InvalidArgumentError
+from runbatch.identifiers import complete_name, parse_qualified_name, qualified
+from runbatch.ml.model.batch import InputSpec, JobSpec, OutputSpec
+from runbatch.stage.paths import parse_stage_path
+from runbatch.wire.jobs import JobCreate, ModelRef, QueryInput, StageInput
+
+__all__ = ["JobAddress", "ModelAddress", "airflow_job_name", "build_job_request", "model_address"]
+
+DEFAULT_JOB_NAME_PREFIX = "AIRFLOW"
+_QUERY_START = re.compile(r"^\s*\(?\s*(select|with)\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ModelAddress:
+    database: str
+    schema: str
+    name: str
+
+
+@dataclass(frozen=True)
+class JobAddress:
+    """Where a job lives: the routes of ``/jobs/{name}`` need all three parts."""
+
+    database: str
+    schema: str
+    name: str
+
+    def __str__(self) -> str:
+        return qualified(self.database, self.schema, self.name)
+
+
+def model_address(model_name: str, database: str | None, schema: str | None) -> ModelAddress:
+    """``model_name`` may be qualified; its missing parts come from ``database`` and ``schema``."""
+    db, sch, name = complete_name(parse_qualified_name(model_name), _resolved(database), _resolved(schema))
+    if db is None or sch is None:
+        missing = "database" if db is None else "schema"
+        raise InvalidArgumentError(
+            f"Cannot resolve the model {model_name!r}: no {missing} is given. Pass a fully qualified "
+            "model_name such as 'ML.PUBLIC.MY_MODEL', or the operator's database= and schema=."
+        )
+    return ModelAddress(db, sch, name)
+
+
+def _resolved(name: str | None) -> str | None:
+    return parse_qualified_name(name, max_parts=1)[0] if name else None
+
+
+def airflow_job_name(
+    dag_id: str, task_id: str, run_id: str, map_index: int, prefix: str | None = None
+) -> str:
+    """A job name that is the same for every try of one task instance, and differs between them.
+
+    A retried Airflow task therefore finds the job its earlier try submitted instead of starting
+    a second one. Airflow ids may hold characters no unquoted identifier allows, so they are hashed.
+    """
+    digest = hashlib.sha256("\x00".join([dag_id, task_id, run_id, str(map_index)]).encode()).hexdigest()
+    return f"{prefix or DEFAULT_JOB_NAME_PREFIX}_{digest[:20].upper()}"
+
+
+def _spec(value: Any, kind: type[Any], what: str) -> Any:
+    if value is None or isinstance(value, kind):
+        return value
+    if isinstance(value, dict):
+        return kind.model_validate(value)
+    raise InvalidArgumentError(
+        f"{what} must be a {kind.__name__} or a dict of its fields, not {type(value).__name__}."
+    )
+
+
+def _source(X: str, input_pattern: str | None, database: str | None, schema: str | None) -> Any:
+    if not isinstance(X, str) or not X.strip():
+        raise InvalidArgumentError(
+            "X must be a stage location of Parquet files ('@DB.SCHEMA.STAGE/path/'), a table name or a "
+            f"SELECT query, not {X!r}."
+        )
+    if X.lstrip().startswith("@"):
+        return StageInput(
+            location=parse_stage_path(X, database=database, schema=schema).as_dir(), pattern=input_pattern
+        )
+    if input_pattern is not None:
+        raise InvalidArgumentError(
+            "input_pattern applies to a stage location X ('@STAGE/path/'); a table or a query has no files."
+        )
+    if _QUERY_START.match(X):
+        return QueryInput(sql=X)
+    table = parse_qualified_name(X)
+    return QueryInput(sql=f"SELECT * FROM {qualified(*table)}")
+
+
+def build_job_request(
+    *,
+    model: ModelAddress,
+    version_name: str,
+    X: str,
+    compute_pool: str,
+    output_spec: OutputSpec | dict[str, Any],
+    job_name: str,
+    input_pattern: str | None = None,
+    input_spec: InputSpec | dict[str, Any] | None = None,
+    job_spec: JobSpec | dict[str, Any] | None = None,
+    inference_engine_options: dict[str, Any] | None = None,
+    database: str | None = None,
+    schema: str | None = None,
+) -> tuple[JobCreate, JobAddress]:
+    """The request ``POST /api/v1/jobs`` takes, and the address the job will have.
+
+    ``database``/``schema`` are the current ones (for relative table, stage and job names), as a
+    Snowpark session's; they default to the model's.
+    """
+    database = _resolved(database) or model.database
+    schema = _resolved(schema) or model.schema
+    output = _spec(output_spec, OutputSpec, "output_spec")
+    if output is None:
+        raise InvalidArgumentError("output_spec is required, e.g. OutputSpec(stage_location='@STAGE/out/').")
+    spec: JobSpec = _spec(job_spec, JobSpec, "job_spec") or JobSpec()
+    # The name is fixed here, not generated by the server, so that a retry can find the job.
+    spec = spec.model_copy(update={"job_name": job_name, "job_name_prefix": None})
+    db, sch, name = complete_name(parse_qualified_name(job_name), model.database, model.schema)
+    assert db is not None and sch is not None
+    body = JobCreate(
+        database=database,
+        schema=schema,
+        model=ModelRef(database=model.database, schema_=model.schema, name=model.name, version=version_name),
+        compute_pool=compute_pool,
+        input=_source(X, input_pattern, database, schema),
+        input_spec=_spec(input_spec, InputSpec, "input_spec") or InputSpec(),
+        output_spec=output,
+        job_spec=spec,
+        inference_engine_options=inference_engine_options,
+    )
+    return body, JobAddress(db, sch, name)

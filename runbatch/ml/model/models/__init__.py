@@ -1,0 +1,1 @@
+"""Mirror of ``snowflake.ml.model.models``: models logged by reference (``huggingface.TransformersPipeline``)."""

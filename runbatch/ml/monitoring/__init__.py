@@ -1,0 +1,1 @@
+"""Mirror of ``snowflake.ml.monitoring``: model monitors (ML Observability)."""

@@ -1,0 +1,1 @@
+"""Mirror of ``snowflake.ml.monitoring.entities``."""

@@ -1,0 +1,1 @@
+"""Snowpark Container Services: job services run from a user's specification (issue 10)."""
