@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from runbatch.errors import InvalidArgumentError
+from runbatch.errors import InvalidArgumentError, UnsupportedError
 from server.auth import grants, users
 from server.auth.grants import GrantTarget
 from server.auth.privileges import require_admin
@@ -146,7 +146,40 @@ def _target(cur: Cursor) -> GrantTarget:
         if cur.accept_keyword(*words):
             kind = "_".join(words)
             return GrantTarget(kind, tuple(cur.qualified_name(1 if kind == "COMPUTE_POOL" else 3)))
+    word = cur.peek().text.upper()
+    if word in _SNOWFLAKE_OBJECTS:
+        raise UnsupportedError(
+            f"Privileges on {word} objects are not supported: runbatch grants privileges on MODEL, COMPUTE POOL, "
+            "STAGE, and ALL or FUTURE MODELS IN SCHEMA (see docs/security.md)."
+        )
     cur.fail("expected MODEL, COMPUTE POOL, STAGE, ALL MODELS IN SCHEMA or FUTURE MODELS IN SCHEMA")
+
+
+# Objects Snowflake grants on that runbatch does not: a valid statement gets "unsupported", not a syntax error.
+_SNOWFLAKE_OBJECTS = frozenset(
+    {
+        "ACCOUNT",
+        "DATABASE",
+        "SCHEMA",
+        "TABLE",
+        "VIEW",
+        "WAREHOUSE",
+        "INTEGRATION",
+        "FUNCTION",
+        "PROCEDURE",
+        "SERVICE",
+        "TASK",
+        "SEQUENCE",
+        "STREAM",
+        "PIPE",
+        "FILE",
+        "TAG",
+        "ROLE",
+        "USER",
+        "IMAGE",
+        "NOTEBOOK",
+    }
+)
 
 
 def _show(cur: Cursor) -> AccessStatement:

@@ -152,6 +152,8 @@ def _filled(path: str) -> str:
     return path.replace("{path:path}", "a/b.parquet").replace("{", "x").replace("}", "")
 
 
+# Token checks do not depend on the metadata database; the Postgres stack is covered by the tests below.
+@pytest.mark.parametrize("api", ["sqlite"], indirect=True)
 def test_every_route_rejects_missing_revoked_and_expired_tokens(api: Api, tmp_path: Path) -> None:
     routes = [r for r in _app_routes(tmp_path) if r not in PUBLIC_ROUTES]
     assert len(routes) > 60

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from runbatch.errors import InvalidArgumentError
+from runbatch.errors import InvalidArgumentError, UnsupportedError
 from runbatch.wire.auth import parse_duration
 from server.auth.access_sql import AccessStatement
 from server.auth.bootstrap import check_secret
@@ -102,9 +102,9 @@ def test_parse(sql: str, expected: AccessStatement) -> None:
             "at position 14, found 'LOGIN_NAME'.",
         ),
         (
-            "GRANT USAGE ON TABLE t TO ROLE r",
+            "GRANT USAGE ON MODELS m TO ROLE r",
             "SQL compilation error: expected MODEL, COMPUTE POOL, STAGE, ALL MODELS IN SCHEMA or FUTURE MODELS IN "
-            "SCHEMA at position 15, found 'TABLE'.",
+            "SCHEMA at position 15, found 'MODELS'.",
         ),
     ],
 )
@@ -112,6 +112,15 @@ def test_parse_errors(sql: str, message: str) -> None:
     with pytest.raises(InvalidArgumentError) as exc:
         parse_statement(sql)
     assert str(exc.value) == message
+
+
+def test_grants_on_objects_runbatch_lacks_are_unsupported() -> None:
+    with pytest.raises(UnsupportedError) as exc:
+        parse_statement("GRANT SELECT ON TABLE t TO ROLE r")
+    assert str(exc.value) == (
+        "Privileges on TABLE objects are not supported: runbatch grants privileges on MODEL, COMPUTE POOL, STAGE, "
+        "and ALL or FUTURE MODELS IN SCHEMA (see docs/security.md)."
+    )
 
 
 def test_passwords_are_salted_scrypt() -> None:
