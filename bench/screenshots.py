@@ -3,7 +3,7 @@
     python bench/screenshots.py [--out docs/screenshots]
 
 Starts a `runbatch server` in a temporary home, fills it as the browser tests do (tests/e2e/test_dashboard.py:
-a logged sklearn model with metrics, a finished job, a DAG with a run), starts a slow job, and
+a logged sklearn model with metrics and a model monitor, a finished job, a DAG with a run), starts a slow job, and
 photographs each page in headless Chromium (Debian's /usr/bin/chromium, see scripts/browser) while that
 job runs. Not part of the test suite: screenshots of live jobs differ from run to run.
 """
@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))  # the test suite's service starters and scene
 
 from tests.conftest import TEST_ENV  # noqa: E402
 from tests.e2e.models import SlowDoubler  # noqa: E402
-from tests.e2e.test_dashboard import CHROMIUM, build_scene, sign_in, slow_job  # noqa: E402
+from tests.e2e.test_dashboard import CHROMIUM, add_monitor, build_scene, sign_in, slow_job  # noqa: E402
 from tests.services import ServerProcess  # noqa: E402
 
 
@@ -48,6 +48,7 @@ def main() -> None:
         server = ServerProcess(Path(home))
         try:
             scene = build_scene(server.session(), "ANALYTICS")
+            add_monitor(scene)
             running = slow_job(scene, SlowDoubler, rows=20_000, batch=100)
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM)
@@ -76,7 +77,11 @@ def main() -> None:
                 )
                 shoot(page, args.out, "models", "/#/models", "tr[data-model]")
                 shoot(
-                    page, args.out, "model", "/#/models/ANALYTICS/PUBLIC/CHURN_CLASSIFIER", "[data-version]"
+                    page,
+                    args.out,
+                    "model",
+                    "/#/models/ANALYTICS/PUBLIC/CHURN_CLASSIFIER",
+                    "[data-testid=monitor-count] canvas",
                 )
                 shoot(page, args.out, "pools", "/#/pools", "[data-pool] tbody a")
                 shoot(page, args.out, "stages", "/#/stages/ANALYTICS/PUBLIC/DATA/scores/", "tr[data-entry]")

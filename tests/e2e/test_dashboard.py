@@ -1,5 +1,6 @@
 """The web dashboard in headless Chromium (Debian's, driven by Playwright) against a real `runbatch server`
-running real jobs: live progress without reloads, the cancel button, sign in and out, every page."""
+running real jobs: live progress without reloads, the cancel button, sign in and out, every page, what a
+user without privileges sees, and a model's monitors charted on its page."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -16,13 +18,18 @@ import pandas as pd
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score
 
 from runbatch.core import Root
 from runbatch.core.task import Cron
 from runbatch.core.task.dagv1 import DAG, DAGOperation, DAGTask
+from runbatch.errors import NotFoundError
 from runbatch.ml.jobs import MLJob
 from runbatch.ml.model import ModelVersion
 from runbatch.ml.model.batch import JobSpec, OutputSpec
+from runbatch.ml.model.task import Task
+from runbatch.ml.monitoring.entities.model_monitor_config import ModelMonitorConfig, ModelMonitorSourceConfig
+from runbatch.ml.monitoring.model_monitor import ModelMonitor
 from runbatch.ml.registry import Registry
 from runbatch.snowpark import Session
 from tests.e2e.models import Sleeper, SlowDoubler
@@ -34,6 +41,11 @@ pytestmark = pytest.mark.timeout(600)
 CHROMIUM = "/usr/bin/chromium"
 POOL = "SYSTEM_COMPUTE_POOL_CPU"
 FEATURES = ["A", "B", "C", "D"]
+# The monitor's source: daily windows of logged predictions, feature A shifted on one day.
+MONITOR_DAYS = 6
+MONITOR_ROWS = 150
+MONITOR_DRIFT_DAY = 3
+MONITOR_NOISY_DAY = 4  # a third of its actuals are flipped: the accuracy drops
 
 
 @dataclass
@@ -44,6 +56,7 @@ class Scene:
     database: str
     model: ModelVersion
     job: MLJob[object]
+    classifier: LogisticRegression
 
 
 def features(rows: int, seed: int = 0) -> pd.DataFrame:
@@ -66,6 +79,7 @@ def build_scene(session: Session, database: str) -> Scene:
         sample_input_data=data[FEATURES].head(20),
         metrics={"accuracy": 0.9875, "training_rows": 2000},
         comment="Logistic regression on four features",
+        task=Task.TABULAR_BINARY_CLASSIFICATION,  # a model monitor needs it
     )
     job = mv.run_batch(
         session.create_dataframe(features(5_003, seed=1)),
@@ -83,7 +97,67 @@ def build_scene(session: Session, database: str) -> Scene:
     while not any(r.state == "SUCCEEDED" for r in op.get_complete_dag_runs(dag, error_only=False)):
         assert time.monotonic() < deadline, "the DAG's run did not succeed"
         time.sleep(0.5)
-    return Scene(session=session, database=database, model=mv, job=job)
+    return Scene(session=session, database=database, model=mv, job=job, classifier=clf)
+
+
+def monitor_source(clf: LogisticRegression, start: datetime) -> pd.DataFrame:
+    """MONITOR_DAYS daily windows of MONITOR_ROWS predictions each, feature A shifted by 3 on MONITOR_DRIFT_DAY;
+    5% of the actuals disagree with the rule the model learned, a third on MONITOR_NOISY_DAY."""
+    rng = np.random.default_rng(11)
+    frames = []
+    for day in range(MONITOR_DAYS):
+        x = pd.DataFrame(rng.normal(size=(MONITOR_ROWS, 4)), columns=FEATURES)
+        if day == MONITOR_DRIFT_DAY:
+            x["A"] += 3.0
+        rule = (x.A + x.B > 0).to_numpy()
+        flipped = rng.random(MONITOR_ROWS) < (1 / 3 if day == MONITOR_NOISY_DAY else 0.05)
+        frames.append(
+            x.assign(
+                ID=np.arange(day * MONITOR_ROWS, (day + 1) * MONITOR_ROWS, dtype=np.int64),
+                TS=[start + timedelta(days=day, minutes=5 * i) for i in range(MONITOR_ROWS)],
+                PRED_SCORE=clf.predict_proba(x[FEATURES])[:, 1],
+                PRED_CLASS=clf.predict(x[FEATURES]).astype(np.int64),
+                ACTUAL=np.where(flipped, ~rule, rule).astype(np.int64),
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def add_monitor(scene: Scene) -> tuple[ModelMonitor, pd.DataFrame]:
+    """CHURN_MONITOR on the scene's model: a refreshed monitor of MONITOR_DAYS daily windows and its source."""
+    session = scene.session
+    session.use_database(scene.database)
+    start = (datetime.now(UTC) - timedelta(days=10)).replace(hour=0, minute=0, second=0, microsecond=0)
+    source = monitor_source(scene.classifier, start.replace(tzinfo=None))
+    session.create_dataframe(source).write.mode("overwrite").save_as_table("MONITOR_PREDS")
+    baseline = features(400, seed=2)[FEATURES]
+    baseline = baseline.assign(
+        PRED_SCORE=scene.classifier.predict_proba(baseline)[:, 1],
+        PRED_CLASS=scene.classifier.predict(baseline).astype(np.int64),
+        ACTUAL=(baseline.A + baseline.B > 0).astype(np.int64),
+    )
+    session.create_dataframe(baseline).write.mode("overwrite").save_as_table("MONITOR_BASELINE")
+    monitor = Registry(session, database_name=scene.database, schema_name="PUBLIC").add_monitor(
+        "CHURN_MONITOR",
+        source_config=ModelMonitorSourceConfig(
+            source="MONITOR_PREDS",
+            timestamp_column="TS",
+            id_columns=["ID"],
+            prediction_score_columns=["PRED_SCORE"],
+            prediction_class_columns=["PRED_CLASS"],
+            actual_class_columns=["ACTUAL"],
+            baseline="MONITOR_BASELINE",
+        ),
+        model_monitor_config=ModelMonitorConfig(
+            model_version=scene.model,
+            model_function_name="predict",
+            background_compute_warehouse_name="WH",
+            refresh_interval="1 hour",  # refreshed below, and not again while the tests run
+            aggregation_window="1 day",
+        ),
+    )
+    assert monitor.refresh().windows == MONITOR_DAYS
+    return monitor, source
 
 
 def slow_job(scene: Scene, model: type[Sleeper] | type[SlowDoubler], rows: int, batch: int) -> MLJob[object]:
@@ -108,6 +182,15 @@ def sign_in(page: Page, token: str) -> None:
     page.fill("#token", token)
     page.click("text=Sign in with token")
     expect(page.get_by_test_id("user-name")).to_be_visible()
+
+
+def sign_in_with_password(page: Page, username: str, password: str) -> None:
+    page.goto("/")
+    expect(page).to_have_url(re.compile(r"/#/signin$"))
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    expect(page.get_by_test_id("user-name")).to_have_text(username)
 
 
 @pytest.fixture(scope="module")
@@ -344,4 +427,142 @@ def test_every_page_renders_with_data_and_no_console_errors(
         "SUCCEEDED"
     )
 
+    assert console_errors == []
+
+
+def test_a_user_without_usage_cannot_see_or_run_a_model(
+    page: Page, scene: Scene, server_process: ServerProcess
+) -> None:
+    admin, db = scene.session, scene.database
+    suffix = uuid.uuid4().hex[:6].upper()
+    role, user, password = f"VIEWERS_{suffix}", f"VIEWER_{suffix}", "correct horse battery"
+    granted, hidden = f"GRANTED_{suffix}", f"HIDDEN_{suffix}"
+    data = features(200, seed=4)
+    clf = LogisticRegression().fit(data[FEATURES], (data.A > 0).astype(int))
+    registry = Registry(admin, database_name=db, schema_name="PUBLIC")
+    for name in (granted, hidden):
+        registry.log_model(clf, model_name=name, version_name="V1", sample_input_data=data[FEATURES].head(5))
+    for sql in (
+        f"CREATE ROLE {role}",
+        f"CREATE USER {user} PASSWORD='{password}' DEFAULT_ROLE={role}",
+        f"GRANT USAGE ON MODEL {db}.PUBLIC.{granted} TO ROLE {role}",
+        f"GRANT USAGE ON COMPUTE POOL {POOL} TO ROLE {role}",
+        f"GRANT WRITE ON STAGE {db}.PUBLIC.DATA TO ROLE {role}",
+    ):
+        admin.sql(sql).collect()
+    login = httpx.post(f"{server_process.url}/api/v1/login", json={"username": user, "password": password})
+    assert login.status_code == 200, login.text
+    token = login.json()["token"]
+    as_user = Session.builder.configs({"url": server_process.url, "token": token}).create()
+    try:
+        user_registry = Registry(as_user, database_name=db, schema_name="PUBLIC")
+        job = (
+            user_registry.get_model(granted)
+            .version("V1")
+            .run_batch(
+                features(30, seed=5)[FEATURES],
+                compute_pool=POOL,
+                output_spec=OutputSpec(stage_location=f"@{db}.PUBLIC.DATA/{user.lower()}/"),
+                job_spec=JobSpec(function_name="predict"),
+            )
+        )
+        assert job.wait(120) == "DONE", job.get_logs()
+        # The ungranted model does not exist for the user: the SDK cannot reach it to run it ...
+        with pytest.raises(NotFoundError, match=rf"^Unable to find model {hidden}$"):
+            user_registry.get_model(hidden).version("V1")
+    finally:
+        as_user.close()
+    # ... nor can a job naming it.
+    refused = httpx.post(
+        f"{server_process.url}/api/v1/jobs",
+        headers={"Authorization": f"Bearer {token}"},
+        json={
+            "model": {"database": db, "schema": "PUBLIC", "name": hidden, "version": "V1"},
+            "compute_pool": POOL,
+            "input": {"kind": "upload", "arrow_schema": ""},
+            "output_spec": {"stage_location": f"@{db}.PUBLIC.DATA/{user.lower()}/"},
+        },
+    )
+    assert refused.status_code == 404
+    assert refused.json() == {
+        "error": {"code": "not_found", "message": f"Unable to find model {db}.PUBLIC.{hidden}"}
+    }
+
+    sign_in_with_password(page, user, password)
+    page.goto("/#/models")
+    expect(page.locator("tr[data-model]")).to_have_count(1)
+    expect(page.locator("tr[data-model]")).to_have_attribute("data-model", f"{db}.PUBLIC.{granted}")
+    expect(page.get_by_text("1 model in")).to_be_visible()
+
+    page.get_by_role("link", name=granted).click()
+    expect(page.locator('[data-version="V1"] h2')).to_contain_text("DEFAULT")
+    # Monitor routes are ACCOUNTADMIN's: a quiet note, not an error.
+    expect(page.get_by_test_id("monitors-forbidden")).to_have_text(
+        "Monitors need ACCOUNTADMIN: sign in as an administrator to see them."
+    )
+    expect(page.locator(".alert:visible")).to_have_count(0)
+
+    page.goto(f"/#/models/{db}/PUBLIC/{hidden}")
+    # Only what the address named: no version, owner, type or monitor of the model reaches the page.
+    expect(page.locator(".page-body")).to_have_text(
+        f"Model not foundThere is no model {db}.PUBLIC.{hidden}, or your roles hold no privilege on it."
+        "All models"
+    )
+    expect(page.locator(".subtitle")).to_have_text(f"{db}.PUBLIC")
+    expect(page.locator(".alert:visible")).to_have_count(0)
+
+    page.goto("/#/jobs")
+    expect(page.locator("tr[data-job]")).to_have_count(1)
+    row = page.locator(f'tr[data-job="{job.id}"]')
+    expect(row.locator("[data-status]")).to_have_text("DONE")
+    expect(row.locator("td").nth(6)).to_have_text(user)
+
+
+def test_the_model_page_charts_its_monitors(
+    page: Page, scene: Scene, server_process: ServerProcess, console_errors: list[str]
+) -> None:
+    sign_in(page, server_process.token)
+    page.goto(f"/#/models/{scene.database}/PUBLIC/CHURN_CLASSIFIER")
+    card = page.get_by_test_id("monitors")
+    expect(card.locator("td.empty")).to_have_text(
+        "No monitors watch this model: Registry.add_monitor adds one."
+    )
+
+    _, source = add_monitor(scene)
+    # The page polls: the monitor appears without a reload.
+    row = card.locator('tr[data-monitor="CHURN_MONITOR"]')
+    expect(row.locator("td")).to_have_text(
+        [
+            "CHURN_MONITOR",
+            "V1",
+            "ACTIVE",
+            "1 day",
+            "every 1 hour",
+            re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$"),
+        ],
+        timeout=15_000,
+    )
+    expect(card.locator(".monitor-title")).to_have_text(
+        "CHURN_MONITOR · TABULAR_BINARY_CLASSIFICATION · every 1 day"
+    )
+
+    drift = card.get_by_test_id("monitor-drift")
+    expect(drift).to_have_attribute("data-points", str(MONITOR_DAYS))
+    expect(drift.locator("canvas")).to_have_count(1)
+    expect(drift.locator(".u-legend .u-series:not(:first-child) .u-label")).to_have_text(FEATURES)
+
+    performance = card.get_by_test_id("monitor-performance")
+    expect(performance).to_have_attribute("data-points", str(MONITOR_DAYS))
+    expect(performance.locator("h3")).to_have_text("Performance (CLASSIFICATION_ACCURACY)")
+    last = source.iloc[-MONITOR_ROWS:]
+    accuracy = accuracy_score(last.ACTUAL, last.PRED_CLASS)
+    expect(performance.locator(".small")).to_have_text(f"Latest window: {accuracy:.4g}")
+    expect(performance.locator("canvas")).to_have_count(1)
+
+    count = card.get_by_test_id("monitor-count")
+    expect(count).to_have_attribute("data-points", str(MONITOR_DAYS))
+    expect(count.locator(".small")).to_have_text(
+        f"{MONITOR_DAYS * MONITOR_ROWS} predictions in {MONITOR_DAYS} windows (PRED_CLASS not null)"
+    )
+    expect(count.locator("canvas")).to_have_count(1)
     assert console_errors == []

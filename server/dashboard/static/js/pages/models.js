@@ -1,9 +1,10 @@
 // The model registry: models of every schema, then a model's versions with their functions and metrics.
 
-import { allSchemas, api, enc } from "../api.js";
+import { ApiError, allSchemas, api, enc, isMissingRoute } from "../api.js";
 import { fill, frame, h, kv, section, table } from "../dom.js";
 import * as fmt from "../format.js";
 import { signatureText } from "./jobs.js";
+import { monitorsCard } from "./monitors.js";
 
 const SYSTEM_ALIASES = new Set(["DEFAULT", "FIRST", "LAST"]); // every model has them
 
@@ -85,9 +86,22 @@ function versionCard(v) {
   );
 }
 
+// A model that is not there and one the caller's roles hold nothing on answer the same 404, so the page
+// says the same for both: what the URL named, nothing from the server.
+function notFoundCard(database, schema, name) {
+  return h(
+    "section",
+    { class: "card", "data-testid": "model-not-found" },
+    h("h2", null, "Model not found"),
+    h("p", { class: "muted" }, `There is no model ${database}.${schema}.${name}, or your roles hold no privilege on it.`),
+    h("a", { href: "#/models" }, "All models"),
+  );
+}
+
 export function detail(database, schema, name) {
   const base = `/databases/${enc(database)}/schemas/${enc(schema)}/models/${enc(name)}`;
   const page = frame({ title: name, subtitle: `${database}.${schema}`, crumbs: [["Models", "#/models"], [`${database}.${schema}`, null], [name, null]] });
+  const monitors = monitorsCard(database, schema, name);
   return {
     title: name,
     nav: "models",
@@ -95,7 +109,18 @@ export function detail(database, schema, name) {
     interval: 5000,
     showError: page.showError,
     async refresh() {
-      const [model, versions] = await Promise.all([api(base), api(`${base}/versions`)]);
+      let model, versions;
+      try {
+        [model, versions] = await Promise.all([api(base), api(`${base}/versions`)]);
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 404 && !isMissingRoute(err)) {
+          page.clearError();
+          page.subtitleNode.textContent = `${database}.${schema}`;
+          fill(page.body, notFoundCard(database, schema, name));
+          return;
+        }
+        throw err;
+      }
       page.clearError();
       page.subtitleNode.textContent = `${database}.${schema} · ${model.model_type || "model"} · ${versions.length} version${versions.length === 1 ? "" : "s"}`;
       fill(page.body,
@@ -109,8 +134,13 @@ export function detail(database, schema, name) {
             ["Tags", Object.keys(model.tags).length ? Object.entries(model.tags).map(([k, v]) => h("span", { class: "chip" }, `${k}=${v}`)) : null],
           ]),
         ),
+        monitors.element,
         versions.map(versionCard),
       );
+      await monitors.refresh();
+    },
+    dispose() {
+      monitors.dispose();
     },
   };
 }
