@@ -216,29 +216,26 @@ class DAGTask:
     def dag(self) -> DAG:
         return self._dag
 
-    def add_predecessors(self, other: TaskLike) -> None:
-        if self._is_finalizer:
-            raise InvalidOperationError(f"Finalizer task {self.name} cannot have any predecessors")
+    def _same_dag_tasks(self, other: TaskLike, finalizer_problem: str) -> list[DAGTask]:
+        """``other`` as tasks of this DAG that may be linked to this one (Snowflake's messages)."""
         converted = _convert_func_to_task(other)
         tasks = [converted] if isinstance(converted, DAGTask) else converted
         for t in tasks:
             if t.dag is not self.dag:
                 raise InvalidOperationError(f"Task {t.name} belongs to a different task graph")
             if t._is_finalizer:
-                raise InvalidOperationError(f"Finalizer task {t.name} cannot be predecessor of any task")
-        self._predecessors.update(tasks)
+                raise InvalidOperationError(f"Finalizer task {t.name} {finalizer_problem}")
+        return tasks
+
+    def add_predecessors(self, other: TaskLike) -> None:
+        if self._is_finalizer:
+            raise InvalidOperationError(f"Finalizer task {self.name} cannot have any predecessors")
+        self._predecessors.update(self._same_dag_tasks(other, "cannot be predecessor of any task"))
 
     def add_successors(self, other: TaskLike) -> None:
         if self._is_finalizer:
             raise InvalidOperationError(f"Finalizer task {self.name} cannot have any successors")
-        converted = _convert_func_to_task(other)
-        tasks = [converted] if isinstance(converted, DAGTask) else converted
-        for t in tasks:
-            if t.dag is not self.dag:
-                raise InvalidOperationError(f"Task {t.name} belongs to a different task graph")
-            if t._is_finalizer:
-                raise InvalidOperationError(f"Finalizer task {t.name} cannot have any predecessors")
-        for t in tasks:
+        for t in self._same_dag_tasks(other, "cannot have any predecessors"):
             t.add_predecessors(self)
 
     @property
