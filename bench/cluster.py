@@ -125,8 +125,9 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="runbatch-bench-cluster-"))
     moto = MotoProcess()
     try:
-        # One slot per worker, warm runtimes on: replicas=2 keeps both worker processes busy.
-        env = {"RUNBATCH_SLOTS": "1", "RUNBATCH_WARM_RUNTIMES": "1", "RUNBATCH_PRELOAD": "sklearn"}
+        # One slot per worker, runtimes forked with scikit-learn imported: replicas=2 keeps both
+        # worker processes busy.
+        env = {"RUNBATCH_SLOTS": "1", "RUNBATCH_PRELOAD": "sklearn"}
         with running_cluster(folder, moto, workers=2, worker_env=env) as cluster:
             session = cluster.session()
             session.sql("CREATE DATABASE BENCH").collect()

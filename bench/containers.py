@@ -107,7 +107,6 @@ def main() -> None:
                 {
                     "RUNBATCH_EXECUTOR": "docker",
                     "RUNBATCH_DOCKER_CPU_IMAGE": image,
-                    "RUNBATCH_WARM_RUNTIMES": "0",
                 },
                 args.repeat,
             )

@@ -22,6 +22,7 @@ from server.dashboard import install_dashboard
 from server.db.engine import make_engine, make_sessionmaker
 from server.deps import UserDep
 from server.errors import ERROR_RESPONSES, install_error_handlers
+from server.image_registry.keys import load_signing_key
 from server.maintenance import Maintenance
 from server.secrets import SecretBox
 from server.settings import ServerSettings
@@ -50,6 +51,9 @@ def create_app(control_plane: ControlPlane) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if control_plane.settings.registry_host:
+            # The registry reads the certificate when it starts, possibly before any token is asked for.
+            load_signing_key(control_plane.settings.home)
         maintenance.start()
         scheduler.start()
         try:

@@ -58,9 +58,8 @@ class ControlPlaneProcess:
                     "RUNBATCH_BROKER_URL); a control plane without a broker runs shards as subprocesses. Unset "
                     "RUNBATCH_EXECUTOR here."
                 )
-            warm = ws.slots if ws.warm_runtimes is None else ws.warm_runtimes
             self.dispatcher = InProcessDispatcher(
-                ws, ProcessExecutor(ws.python, warm=warm, preload=ws.preload)
+                ws, ProcessExecutor(ws.python, fork=ws.fork_runtimes, preload=ws.preload)
             )
             dispatcher = self.dispatcher
         self.cp: ControlPlane = build_control_plane(settings, dispatcher)

@@ -95,6 +95,15 @@ class ServerSettings(BaseSettings):
     worker_timeout_s: float = Field(
         default=30.0, description="A worker whose last heartbeat is older than this no longer counts as live."
     )
+    registry_host: str | None = Field(
+        default=None,
+        description="host:port of the cluster's OCI registry (scripts/registry), as `docker login` and the "
+        "workers' Docker engines reach it; image repository URLs start with it. Unset: no image repositories.",
+    )
+    registry_service: str = Field(
+        default="runbatch-registry",
+        description="The registry's auth.token.service; registry tokens are issued for this audience only.",
+    )
     redispatch_after_s: float = Field(
         default=60.0,
         description="A shard still waiting this long after its dispatch is sent again (a lost broker message).",

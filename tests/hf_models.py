@@ -22,6 +22,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 __all__ = [
     "CHAT_TEMPLATE",
     "CORPUS",
+    "VISION_CHAT_TEMPLATE",
     "TinyPipelines",
     "assert_same",
     "png_bytes",
@@ -51,6 +52,17 @@ CORPUS = [
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|{{ message['role'] }}|>{{ message['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+# A chat template for a vision-language model: each image part becomes the processor's image
+# token (expanded by the processor to one token per image patch), text parts their text.
+VISION_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|{{ message['role'] }}|>"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}<image>{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}\n{% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>{% endif %}"
 )
 
@@ -260,6 +272,72 @@ class TinyPipelines:
 
     def chat(self) -> Any:
         return self._pipe("chat", self._gpt2(chat=True), "text-generation")
+
+    def vision_chat(self) -> Any:
+        """A tiny LLaVA (CLIP vision tower, Llama text model) for ``image-text-to-text`` chat.
+
+        Its processor is assembled here: the corpus BPE tokenizer with an ``<image>`` token, and a
+        CLIP image processor resizing to 16x16, which the 8-pixel patches cut into 4 image tokens.
+        """
+        import torch
+        import transformers
+
+        def build() -> Path:
+            torch.manual_seed(6)
+            tok = self.gpt2_tokenizer(chat=False)
+            tok.add_special_tokens({"additional_special_tokens": ["<image>"]})
+            image_token_id = tok.convert_tokens_to_ids("<image>")
+            image_processor = transformers.CLIPImageProcessor(
+                size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16}
+            )
+            processor = transformers.LlavaProcessor(
+                image_processor=image_processor,
+                tokenizer=tok,
+                patch_size=8,
+                vision_feature_select_strategy="default",
+                chat_template=VISION_CHAT_TEMPLATE,
+                image_token="<image>",
+                num_additional_image_tokens=1,
+            )
+            vision = transformers.CLIPVisionConfig(
+                hidden_size=16,
+                intermediate_size=32,
+                num_hidden_layers=1,
+                num_attention_heads=2,
+                image_size=16,
+                patch_size=8,
+                projection_dim=16,
+            )
+            text = transformers.LlamaConfig(
+                vocab_size=len(tok),
+                hidden_size=16,
+                intermediate_size=32,
+                num_hidden_layers=1,
+                num_attention_heads=2,
+                num_key_value_heads=2,
+                max_position_embeddings=64,
+                bos_token_id=tok.eos_token_id,
+                eos_token_id=tok.eos_token_id,
+                pad_token_id=tok.eos_token_id,
+            )
+            cfg = transformers.LlavaConfig(
+                vision_config=vision,
+                text_config=text,
+                image_token_index=image_token_id,
+                vision_feature_select_strategy="default",
+                vision_feature_layer=-1,
+                projector_hidden_act="gelu",
+            )
+            model = transformers.LlavaForConditionalGeneration(cfg).eval()
+            model.generation_config.pad_token_id = tok.eos_token_id
+            model.generation_config.eos_token_id = tok.eos_token_id
+            folder = self._dir("llava")
+            model.save_pretrained(folder)
+            processor.save_pretrained(folder)
+            return folder
+
+        folder = self._once("model:llava", build)
+        return self._pipe("vision-chat", folder, "image-text-to-text")
 
     def _bart(self) -> Path:
         import torch

@@ -357,10 +357,9 @@ class MotoProcess(MotoServer):
         _terminate(self._proc)
 
 
-# Worker settings for tests: quick heartbeats, one warm runtime per worker (2 cores in CI).
+# Worker settings for tests: quick heartbeats, two slots (2 cores in CI).
 WORKER_ENV = {
     "RUNBATCH_SLOTS": "2",
-    "RUNBATCH_WARM_RUNTIMES": "1",
     "RUNBATCH_WORKER_HEARTBEAT_INTERVAL_S": "1",
 }
 
@@ -377,8 +376,10 @@ class Cluster:
         workers: int = 2,
         postgres_via_proxy: bool = False,
         worker_env: dict[str, str] | None = None,
+        server_env: dict[str, str] | None = None,
     ) -> None:
         self.worker_env = {**WORKER_ENV, **(worker_env or {})}
+        self.server_env = dict(server_env or {})
         self.folder = folder
         self.db = PostgresDatabase()
         self.proxy: TcpProxy | None = None
@@ -421,7 +422,7 @@ class Cluster:
         if migrate.returncode != 0:
             raise RuntimeError(f"runbatch migrate failed:\n{migrate.stdout}{migrate.stderr}")
         (folder / "server").mkdir(exist_ok=True)
-        self.server = ServerProcess(folder / "server", self.env)
+        self.server = ServerProcess(folder / "server", {**self.env, **self.server_env})
         self.workers = [self.add_worker() for _ in range(workers)]
 
     def add_worker(self, pools: str = "SYSTEM_COMPUTE_POOL_CPU") -> WorkerProcess:

@@ -44,6 +44,8 @@ def test_the_stack_has_every_service() -> None:
         "minio-init",
         "postgres",
         "redis",
+        "registry",
+        "registry-cert",
         "server",
         "worker-cpu",
         "worker-gpu",
@@ -145,3 +147,39 @@ def test_the_server_refuses_the_default_admin_token() -> None:
     with pytest.raises(ValueError, match="^RUNBATCH_ADMIN_TOKEN is a known default or placeholder value; "):
         check_secret("RUNBATCH_ADMIN_TOKEN", server["RUNBATCH_ADMIN_TOKEN"])
     assert server["RUNBATCH_ADMIN_PASSWORD"] == ""  # unset: the server then ignores it
+
+
+def test_the_registry_trusts_the_servers_tokens() -> None:
+    registry = SERVICES["registry"]
+    env = _env("registry")
+    server = _env("server")
+    assert registry["build"]["context"] == "runtime_images/registry"
+    assert (ROOT / "runtime_images" / "registry" / "Dockerfile").is_file()
+    # The token audience is the server's RUNBATCH_REGISTRY_SERVICE (its default here).
+    assert env["REGISTRY_AUTH_TOKEN_SERVICE"] == ServerSettings.model_fields["registry_service"].default
+    # The certificate is the one the server writes under its RUNBATCH_HOME, copied from its volume into
+    # one of its own: the registry mounts nothing else of the server's (its keys and admin token).
+    assert "server-home:/var/lib/runbatch" in SERVICES["server"]["volumes"]
+    copier = SERVICES["registry-cert"]
+    assert copier["volumes"] == [
+        "server-home:/var/lib/runbatch:ro",
+        "registry-cert:/etc/docker/registry/certs",
+    ]
+    assert copier["entrypoint"] == [
+        "cp",
+        "/var/lib/runbatch/registry/token.crt",
+        "/etc/docker/registry/certs/token.crt",
+    ]
+    assert copier["depends_on"] == {"server": {"condition": "service_healthy"}}
+    assert registry["volumes"] == [
+        "registry-cert:/etc/docker/registry/certs:ro",
+        "registry-data:/var/lib/docker-registry",
+    ]
+    assert env["REGISTRY_AUTH_TOKEN_ROOTCERTBUNDLE"] == "/etc/docker/registry/certs/token.crt"
+    realm = urlparse(env["REGISTRY_AUTH_TOKEN_REALM"])
+    assert (realm.port, realm.path) == (8080, "/api/v1/registry/token")
+    assert SERVICES["server"]["ports"] == ["8080:8080"]
+    # Image repository URLs name the registry as docker clients on the host reach it.
+    assert server["RUNBATCH_REGISTRY_HOST"] == "localhost:5000"
+    assert registry["ports"] == ["5000:5000"]
+    assert registry["depends_on"] == {"registry-cert": {"condition": "service_completed_successfully"}}

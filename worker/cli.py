@@ -9,6 +9,8 @@ from pathlib import Path
 import typer
 
 from runbatch.client import ControlPlaneClient
+from runbatch.commands.connection import Token, Url, control_plane
+from runbatch.identifiers import resolve_identifier
 from runbatch.log_format import configure_logging
 from worker.celery_app import create_worker_app
 from worker.executors import create_executor
@@ -51,6 +53,74 @@ def register(app: typer.Typer) -> None:
         except ImageBuildError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from exc
+
+    @images.command("push")
+    def push(
+        kind: str = typer.Argument("cpu", help="cpu or gpu."),
+        repository: str = typer.Option(
+            ...,
+            help="Image repository to push to: /<db>/<schema>/<repository>, or its repository_url "
+            "(<registry host>/<db>/<schema>/<repository>).",
+        ),
+        image: str = typer.Option(
+            None, help="Local image to push as the runtime (default: the one `runbatch images build` makes)."
+        ),
+        base_image: str = typer.Option(None, help="Base image of a runtime image built first."),
+        source: str = typer.Option(
+            None, help="Source checkout to build from (default: found from the package)."
+        ),
+        url: Url = None,
+        token: Token = None,
+    ) -> None:
+        """Push this runbatch's runtime image to an image repository of the cluster's registry, where
+        workers with RUNBATCH_RUNTIME_REPOSITORY pull it; prints the reference pushed."""
+        import docker
+
+        from worker.images import KINDS, ImageBuilder, ImageBuildError, RegistryRepository
+
+        if kind not in KINDS:
+            raise typer.BadParameter(f"choose one of {', '.join(KINDS)}, not {kind!r}", param_hint="KIND")
+        with control_plane(url, token) as client:
+            try:
+                if repository.startswith("/"):
+                    parts = [p for p in repository.split("/") if p]
+                    if len(parts) != 3:
+                        raise ImageBuildError(
+                            f"--repository {repository!r}: expected /<db>/<schema>/<repository>, e.g. /ml/public/runtime."
+                        )
+                    target = RegistryRepository(
+                        client.image_repository_url(*(resolve_identifier(p) for p in parts))
+                    )
+                else:
+                    target = RegistryRepository(repository)
+                engine = docker.from_env(timeout=600)
+                builder = ImageBuilder(
+                    engine, source=Path(source) if source else None, base_image=base_image, echo=typer.echo
+                )
+                local = image or builder.runtime_image(kind)
+                reference = target.runtime_reference(kind)
+                name, _, tag = reference.rpartition(":")
+                engine.images.get(local).tag(name, tag)
+                typer.echo(f"Pushing {local} as {reference} ...")
+                assert token is not None  # control_plane() checked
+                # User name and password as `docker login` takes them: the engine asks the control plane
+                # for registry tokens itself, and again when a long push outlives one.
+                for chunk in engine.images.push(
+                    name,
+                    tag,
+                    stream=True,
+                    decode=True,
+                    auth_config={"username": "runbatch", "password": token},
+                ):
+                    if "error" in chunk:
+                        raise ImageBuildError(f"Pushing {reference} failed: {chunk['error'].strip()}")
+            except ImageBuildError as exc:
+                typer.echo(str(exc), err=True)
+                raise typer.Exit(1) from exc
+            except docker.errors.APIError as exc:
+                typer.echo(f"Pushing failed: {exc.explanation or exc}", err=True)
+                raise typer.Exit(1) from exc
+        typer.echo(reference)
 
     @app.command()
     def worker(

@@ -29,7 +29,15 @@ from packaging.requirements import Requirement
 
 from runbatch.runtime.requirements import as_pip_requirement
 
-__all__ = ["BASE_TAG", "RUNTIME_REPOSITORY", "ImageBuildError", "ImageBuilder", "source_root"]
+__all__ = [
+    "BASE_TAG",
+    "RUNTIME_REPOSITORY",
+    "ImageBuildError",
+    "ImageBuilder",
+    "RegistryRepository",
+    "code_digest",
+    "source_root",
+]
 
 log = logging.getLogger("runbatch.images")
 
@@ -93,6 +101,48 @@ def _digest(parts: Iterable[bytes]) -> str:
 
 def _tree(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+
+
+def code_digest(kind: str) -> str:
+    """The runbatch code a runtime image carries, hashed: the tag of runtime images in the cluster's
+    registry (``<kind>-<digest>``). Unlike the local build tag it leaves out the base image and this
+    host's CA bundle, so every host running the same runbatch finds the image another host pushed."""
+    import runbatch
+
+    package = Path(runbatch.__file__).resolve().parent
+    return _digest(
+        [kind.encode()] + [str(p.relative_to(package)).encode() + p.read_bytes() for p in _tree(package)]
+    )
+
+
+class RegistryRepository:
+    """An image repository of the cluster's registry, by its ``repository_url``
+    (``<registry host>/<db>/<schema>/<repository>``, as SHOW IMAGE REPOSITORIES gives it)."""
+
+    def __init__(self, url: str) -> None:
+        parts = url.strip().strip("/").split("/")
+        host = parts[0]
+        # Docker's own rule for where a reference names its registry: a dot, a port or localhost.
+        if len(parts) != 4 or not all(parts) or not ("." in host or ":" in host or host == "localhost"):
+            raise ImageBuildError(
+                f"{url!r} is not an image repository URL: expected <registry host>/<db>/<schema>/<repository> "
+                "as SHOW IMAGE REPOSITORIES gives it in repository_url, e.g. 127.0.0.1:5000/ml/public/runtime."
+            )
+        self.host = host
+        self.path = "/".join(parts[1:]).lower()
+        self.url = f"{host}/{self.path}"
+
+    def runtime_reference(self, kind: str) -> str:
+        """Where this runbatch's runtime image of ``kind`` lives in the repository."""
+        return f"{self.url}/{RUNTIME_REPOSITORY}:{kind}-{code_digest(kind)}"
+
+    def image_path(self, reference: str) -> str:
+        """The registry's name of an image of this repository (no host, no tag): what tokens grant."""
+        name = reference.split("@", 1)[0].removeprefix(self.host + "/")
+        return name.rsplit(":", 1)[0] if ":" in name else name
+
+    def push_command(self, kind: str) -> str:
+        return f"runbatch images push {kind} --repository /{self.path}"
 
 
 class ImageBuilder:

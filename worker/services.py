@@ -86,7 +86,7 @@ class _Volumes:
         """Copy new and changed files back to their stages; returns how many were written."""
         written = 0
         for volume in self.volumes:
-            if volume.storage is None:
+            if volume.storage is None or volume.read_only:
                 continue
             storage = open_storage(volume.storage)
             base = self.paths[volume.name]
@@ -198,6 +198,7 @@ class ServiceRunner:
                         cpu=c.cpu,
                         memory=c.memory,
                         gpu=c.gpu,
+                        registry_token=_registry_token(c),
                     )
             except LaunchRefused as exc:
                 for handle in handles.values():
@@ -309,6 +310,8 @@ class _Service:
 
     def serve(self) -> ServiceExit:
         env = {f"RUNBATCH_PORT_{spec}": str(host) for spec, host in self.ports.items()}
+        # Where the control plane reaches this host's services: a server may listen there only.
+        env["RUNBATCH_SERVICE_HOST"] = self.host
         try:
             self.volumes.prepare()
             threads = [
@@ -335,11 +338,13 @@ class _Service:
     def _keep(self, container: ContainerWork, ports: dict[str, str]) -> None:
         """Run one container, and again whenever it ends, until the service stops."""
         restarts = 0
+        pulled = False  # set once a container started: a refused launch (a failed pull) pulls again
         while not self.stop.is_set():
             try:
+                image = _image(self.executor, container)
                 handle = self.executor.run_container(
                     name=_container_name(self.work.name, container.name, self.work.attempt) + f"-{restarts}",
-                    image=container.image,
+                    image=image,
                     command=container.command,
                     args=container.args,
                     env={**container.env, **ports},
@@ -348,12 +353,16 @@ class _Service:
                     cpu=container.cpu,
                     memory=container.memory,
                     gpu=container.gpu,
+                    # Pulled until a container starts: a restart then uses the image on this engine (the
+                    # token may have expired by then).
+                    registry_token=None if pulled else _registry_token(container),
                 )
             except LaunchRefused as exc:
                 self._state(container.name, status="FAILED", message=str(exc), restarts=restarts)
                 self.stop.wait(_restart_delay(restarts))
                 restarts += 1
                 continue
+            pulled = True
             with self._lock:
                 self.handles[container.name] = handle
             if self.stop.is_set():
@@ -435,6 +444,35 @@ class _Service:
         if stop:
             log.info("service %s: stopping its containers on request", self.work.name)
             self._halt()
+
+
+def _image(executor: Any, container: ContainerWork) -> str:
+    """The container's image; a model service's is the runtime image with the model's requirements,
+    chosen (and built once per environment) as for a batch job's shards."""
+    from worker.images import ImageBuildError
+
+    runtime = container.runtime
+    if runtime is None:
+        return container.image
+    if runtime.python_version and runtime.python_version != "3.11":
+        raise LaunchRefused(
+            f"The model was logged with python_version {runtime.python_version}; runtime images run Python 3.11. "
+            "Log the model with python_version='3.11'."
+        )
+    try:
+        return str(
+            executor.images.model_image(
+                executor.runtime_image(runtime.kind), runtime.pip_requirements, runtime.conda_dependencies
+            )
+        )
+    except ImageBuildError as exc:
+        raise LaunchRefused(f"The model's runtime image could not be built: {exc}") from None
+
+
+def _registry_token(container: ContainerWork) -> str | None:
+    """The token that pulls an image repository's image (None: an image of this worker's engine)."""
+    token = container.registry_token
+    return token.get_secret_value() if token is not None else None
 
 
 def _restart_delay(restarts: int) -> float:

@@ -33,6 +33,13 @@ class WorkerSettings(BaseSettings):
         description="Base of runtime images built here; default python:3.11-slim, or a Debian bootstrap where no "
         "registry is reachable.",
     )
+    runtime_repository: str | None = Field(
+        default=None,
+        description="Image repository URL (<registry host>/<db>/<schema>/<repository>, the repository_url of SHOW "
+        "IMAGE REPOSITORIES) the docker executor pulls runtime images from when they are not on this host's "
+        "engine, instead of building them; `runbatch images push` puts them there. The worker's token needs "
+        "READ on the repository. Default (unset or empty): build runtime images here.",
+    )
     docker_mounts: str = Field(
         default="",
         description="Comma-separated host folders mounted at the same path in runtime containers (a local "
@@ -85,14 +92,15 @@ class WorkerSettings(BaseSettings):
         description="Log lines of a standalone worker as 'text' or 'json' (one object per line, with job "
         "and shard ids).",
     )
-    warm_runtimes: int | None = Field(
-        default=None,
-        description="Runtime processes kept started and idle, libraries imported, ready for the next shard; "
-        "default the number of slots, 0 turns warm starts off.",
+    fork_runtimes: bool = Field(
+        default=True,
+        description="Process executor: fork each runtime from a fork server that imported the runtime's "
+        "libraries (and RUNBATCH_PRELOAD) once, so a shard starts in milliseconds; false starts a new "
+        "interpreter per shard (a few seconds of CPU each).",
     )
     preload: str = Field(
         default="sklearn",
-        description="Comma-separated modules warm runtimes import ahead of time (model frameworks).",
+        description="Comma-separated modules the fork server imports ahead of time (model frameworks).",
     )
     python: str | None = Field(
         default=None, description="Python interpreter for runtime processes; default the worker's own."

@@ -36,6 +36,7 @@ from runbatch.wire.jobs import (
     ShardPublic,
     ShardWork,
 )
+from runbatch.wire.model_services import ModelServiceCreate, ModelServicePublic
 from runbatch.wire.monitors import MetricSeries, MonitorCreate, MonitorPublic, MonitorRefresh
 from runbatch.wire.registry import ModelPublic, ModelVersionPublic
 from runbatch.wire.resources import ComputePoolPublic, SqlRequest, SqlResult, StageFilePublic, TablePublic
@@ -519,6 +520,46 @@ class ControlPlaneClient:
             "POST", f"/services/{service_id}/exit", json=body.model_dump(mode="json"), idempotent=True
         )
 
+    # -- model services ---------------------------------------------------------------------------
+    def create_model_service(
+        self, database: str, schema: str, model: str, version: str, body: ModelServiceCreate
+    ) -> ModelServicePublic:
+        return self._send(
+            "POST",
+            self._version(database, schema, model, version) + "/services",
+            body,
+            ModelServicePublic,
+            idempotent=False,
+        )
+
+    def list_model_services(
+        self, database: str, schema: str, model: str, version: str
+    ) -> list[ModelServicePublic]:
+        return self._get(
+            self._version(database, schema, model, version) + "/services", list[ModelServicePublic]
+        )
+
+    def delete_model_service(
+        self, database: str, schema: str, model: str, version: str, service: tuple[str, str, str]
+    ) -> None:
+        path = "/".join(_seg(p) for p in service)
+        self._request("DELETE", f"{self._version(database, schema, model, version)}/services/{path}")
+
+    def call_model_service(
+        self, service: tuple[str, str, str], function: str, rows: list[list[Any]], *, timeout: float = 600.0
+    ) -> list[Any]:
+        """Rows ``[index, args...]`` through a model service's function; its answer's ``data``."""
+        path = "/".join(_seg(p) for p in service)
+        response = self._request(
+            "POST",
+            f"/services/{path}/functions/{_seg(function)}",
+            json={"data": rows},
+            idempotent=False,
+            timeout=timeout,
+        )
+        data: list[Any] = response.json()["data"]
+        return data
+
     # -- DAGs (task graphs) -----------------------------------------------------------------------
     @staticmethod
     def _dags(database: str, schema: str) -> str:
@@ -617,3 +658,14 @@ class ControlPlaneClient:
         """One metric series: ``kind``, ``metric``, and ``column``, ``segment_column``/``segment_value``,
         ``start``, ``end`` where they apply."""
         return self._get(self._monitor(database, schema, name) + "/metrics", MetricSeries, **params)
+
+    # -- image repositories (docs/images.md) ------------------------------------------------------
+    def image_repository_url(self, database: str, schema: str, name: str) -> str:
+        """The ``repository_url`` of an image repository: what docker tags and pushes take."""
+        path = f"/databases/{_seg(database)}/schemas/{_seg(schema)}/image-repositories/{_seg(name)}"
+        return str(self._request("GET", path).json()["repository_url"])
+
+    def registry_token(self, scopes: list[str]) -> str:
+        """A token of the cluster's registry granting what this client's token may do of ``scopes``
+        (``repository:db/schema/repo/image:pull``); a scope it may not use is granted no actions."""
+        return str(self._request("GET", "/registry/token", params={"scope": scopes}).json()["token"])

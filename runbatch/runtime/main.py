@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import resource
@@ -32,7 +31,7 @@ from runbatch.runtime.stage_files import MountedStage, StageFiles
 from runbatch.stage.storage import open_storage
 from runbatch.wire.jobs import ShardWork
 
-__all__ = ["main"]
+__all__ = ["after_fork", "main", "preload"]
 
 log = logging.getLogger("runbatch.runtime")
 
@@ -221,16 +220,13 @@ def _report_failure(client: ControlPlaneClient, work: ShardWork, what: str, exc:
     return EXIT_REPORTED_FAILURE
 
 
-def _wait_for_assignment() -> bool:
-    """Warm mode: import the heavy libraries now, then block until the worker sends a shard.
-
-    The worker keeps a few of these processes idle, so a shard starts without paying for
-    interpreter start-up and imports. Shard settings arrive as one JSON line on stdin.
-    """
+def preload() -> None:
+    """Import what every shard needs, and the model frameworks ``RUNBATCH_PRELOAD`` names, ahead of
+    any shard: the fork server does this once for all the runtimes it forks."""
     import importlib
 
     import pyarrow.parquet  # noqa: F401
-    import threadpoolctl
+    import threadpoolctl  # noqa: F401
 
     import runbatch.inference  # noqa: F401
     import runbatch.runtime.pipeline  # noqa: F401
@@ -240,21 +236,25 @@ def _wait_for_assignment() -> bool:
             importlib.import_module(name.strip())
         except ImportError:
             pass
-    line = sys.stdin.readline()
-    if not line.strip():
-        return False  # the worker shut down without giving us work
-    assignment: dict[str, str] = json.loads(line)
-    os.environ.update(assignment)
-    threads = assignment.get("RUNBATCH_THREADS")
+
+
+def after_fork() -> None:
+    """In a runtime forked from the fork server, once the shard's environment is set."""
+    import threadpoolctl
+
+    threads = os.environ.get("RUNBATCH_THREADS")
     if threads:
         # BLAS read their thread counts when numpy was imported; set them again for this shard.
         threadpoolctl.threadpool_limits(int(threads))
-    return True
+    # Forked runtimes would otherwise share the server's random state: sampled generations and
+    # unseeded models would repeat each other across shards. (Python's own random reseeds itself.)
+    if "numpy" in sys.modules:
+        sys.modules["numpy"].random.seed()
+    if "torch" in sys.modules:
+        sys.modules["torch"].seed()
 
 
 def main() -> int:
-    if os.environ.get("RUNBATCH_WARM") == "1" and not _wait_for_assignment():
-        return EXIT_OK
     settings = RuntimeSettings()
     logging.basicConfig(
         level=settings.runtime_log_level.upper(),

@@ -4,14 +4,42 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["RuntimeSettings"]
+__all__ = ["RuntimeSettings", "UrlFetchSettings"]
 
 
-class RuntimeSettings(BaseSettings):
+class UrlFetchSettings(BaseSettings):
+    """Which http(s) URLs a runtime fetches when a row names one (a vision chat's ``image_url``).
+
+    Runtimes run on the workers' network (host networking), where a URL could reach the cloud's
+    metadata service (169.254.169.254), the control plane or anything else inside: by default only
+    hosts that resolve to public addresses are fetched. The ``RUNBATCH_FILE_*`` names make the
+    worker pass them on from its own environment to the runtimes of batch jobs.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="RUNBATCH_", extra="ignore")
+
+    file_fetch_urls: Literal["public", "all", "none"] = Field(
+        default="public",
+        description=(
+            "http(s) URLs in rows: public (only hosts resolving to public addresses, not loopback, private, "
+            "link-local or other special ones), all (any host), or none (refuse every URL)."
+        ),
+    )
+    file_fetch_urls_allow: str = Field(
+        default="",
+        description=(
+            "Comma-separated host names and networks (CIDR, e.g. 10.1.0.0/16) fetched although they are not "
+            "public, with file_fetch_urls=public."
+        ),
+    )
+
+
+class RuntimeSettings(UrlFetchSettings):
     model_config = SettingsConfigDict(env_prefix="RUNBATCH_", extra="ignore")
 
     api_url: str = Field(description="Control plane base URL the runtime reports to.")

@@ -123,8 +123,11 @@ class TokenCreated(TokenPublic):
 
 
 class GrantRequest(BaseModel):
-    privilege: str = Field(description="USAGE or OWNERSHIP; on stages also READ and WRITE")
-    object_type: Literal["MODEL", "COMPUTE_POOL", "STAGE"]
+    privilege: str = Field(
+        description="OWNERSHIP, or: USAGE on models and compute pools; READ, USAGE or WRITE on stages; "
+        "READ (pull) or WRITE (push) on image repositories"
+    )
+    object_type: Literal["MODEL", "COMPUTE_POOL", "STAGE", "IMAGE_REPOSITORY"]
     name: str = Field(description="DB.SCHEMA.NAME (a compute pool: its name; ALL/FUTURE: DB.SCHEMA)")
     role: str
     scope: Literal["OBJECT", "ALL", "FUTURE"] = "OBJECT"

@@ -12,7 +12,17 @@ import uuid
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    SerializationInfo,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from runbatch.compute import parse_cpu, parse_gpu, parse_memory
 from runbatch.errors import InvalidArgumentError
@@ -25,6 +35,7 @@ __all__ = [
     "ReadinessProbe",
     "ResourceSpec",
     "Resources",
+    "RuntimeImage",
     "ServiceAck",
     "ServiceBeat",
     "ServiceClaim",
@@ -227,6 +238,19 @@ class VolumeWork(BaseModel):
     name: str
     storage: StorageConfig | None = Field(default=None, description="None for a local volume")
     prefix: str = Field(default="", description="Key prefix of the stage folder")
+    read_only: bool = Field(
+        default=False, description="Copied in only, never back (a model service's model version)"
+    )
+
+
+class RuntimeImage(BaseModel):
+    """A container that runs in the runtime image (a model service's): the worker picks the image, as it
+    does for a batch job's shards (the CPU or GPU runtime, plus the model's own requirements)."""
+
+    kind: Literal["cpu", "gpu"] = "cpu"
+    pip_requirements: list[str] = Field(default_factory=list)
+    conda_dependencies: list[str] = Field(default_factory=list)
+    python_version: str | None = None
 
 
 class ContainerWork(BaseModel):
@@ -241,6 +265,20 @@ class ContainerWork(BaseModel):
     mounts: dict[str, str] = Field(default_factory=dict, description="Volume name -> mount path")
     readiness_port: int | None = Field(default=None, description="The spec's port of the readiness probe")
     readiness_path: str | None = None
+    runtime: RuntimeImage | None = Field(
+        default=None, description="Set: run in the runtime image, not `image`"
+    )
+    registry_token: SecretStr | None = Field(
+        default=None,
+        description="A registry token that pulls `image` (an image repository's image) and nothing else",
+    )
+
+    @field_serializer("registry_token", when_used="always")
+    def _serialize_registry_token(self, value: SecretStr | None, info: SerializationInfo) -> str | None:
+        if value is None:
+            return None
+        context = info.context or {}
+        return value.get_secret_value() if context.get("secrets") == "reveal" else "**********"
 
 
 class ServiceWork(BaseModel):

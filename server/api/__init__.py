@@ -6,9 +6,11 @@ from server.api import (
     auth,
     grants,
     health,
+    image_repositories,
     job_results,
     jobs,
     model_functions,
+    model_services,
     models,
     resources,
     shards,
@@ -38,7 +40,9 @@ api_router.include_router(model_functions.router)
 api_router.include_router(shards.router)
 api_router.include_router(workers.router)
 api_router.include_router(spcs_services.router)
+api_router.include_router(model_services.router)
 api_router.include_router(auth.router)
 api_router.include_router(users.router)
 api_router.include_router(grants.router)
 api_router.include_router(model_monitors.router)
+api_router.include_router(image_repositories.router)

@@ -53,7 +53,7 @@ def list_grants(
     session: SessionDep,
     user: UserDep,
     role: str | None = None,
-    object_type: Literal["MODEL", "COMPUTE_POOL", "STAGE"] | None = None,
+    object_type: Literal["MODEL", "COMPUTE_POOL", "STAGE", "IMAGE_REPOSITORY"] | None = None,
     name: str | None = None,
 ) -> list[GrantPublic]:
     """SHOW GRANTS TO ROLE (``role``) or ON an object (``object_type`` and ``name``)."""

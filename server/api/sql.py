@@ -13,6 +13,7 @@ from runbatch.wire.resources import SqlRequest, SqlResult, is_query
 from server.api.services import run_service_statement
 from server.auth import privileges
 from server.deps import ControlPlaneDep, SessionDep, UserDep
+from server.spcs.image_repository_sql import is_image_repository_statement, run_image_repository_statement
 from server.spcs.statements import is_service_statement
 from server.sql.executor import execute_sql
 from server.sql.results import ARROW_STREAM, open_query
@@ -32,6 +33,8 @@ def run_sql(
     """Execute one statement; a control statement's result says which database and schema are current."""
     if is_service_statement(body.sql):
         return run_service_statement(body, request, session, cp, user)
+    if is_image_repository_statement(body.sql):
+        return run_image_repository_statement(session, cp, user, body)
     if is_query(body.sql) or is_copy(body.sql):
         privileges.require_query(user)
     if is_query(body.sql):

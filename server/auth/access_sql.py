@@ -43,7 +43,7 @@ class AccessResult:
     rows: list[list[Any]]
 
 
-_OBJECT_WORDS = (("COMPUTE", "POOL"), ("MODEL",), ("STAGE",))
+_OBJECT_WORDS = (("COMPUTE", "POOL"), ("MODEL",), ("STAGE",), ("IMAGE", "REPOSITORY"))
 
 
 def is_access_statement(cur: Cursor) -> bool:
@@ -150,9 +150,11 @@ def _target(cur: Cursor) -> GrantTarget:
     if word in _SNOWFLAKE_OBJECTS:
         raise UnsupportedError(
             f"Privileges on {word} objects are not supported: runbatch grants privileges on MODEL, COMPUTE POOL, "
-            "STAGE, and ALL or FUTURE MODELS IN SCHEMA (see docs/security.md)."
+            "STAGE, IMAGE REPOSITORY, and ALL or FUTURE MODELS IN SCHEMA (see docs/security.md)."
         )
-    cur.fail("expected MODEL, COMPUTE POOL, STAGE, ALL MODELS IN SCHEMA or FUTURE MODELS IN SCHEMA")
+    cur.fail(
+        "expected MODEL, COMPUTE POOL, STAGE, IMAGE REPOSITORY, ALL MODELS IN SCHEMA or FUTURE MODELS IN SCHEMA"
+    )
 
 
 # Objects Snowflake grants on that runbatch does not: a valid statement gets "unsupported", not a syntax error.

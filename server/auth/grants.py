@@ -25,7 +25,15 @@ from server.auth.privileges import (
 )
 from server.auth.tokens import Principal
 from server.auth.users import get_role
-from server.db.tables import ComputePoolRow, FutureGrantRow, GrantRow, ModelRow, RoleRow, StageRow
+from server.db.tables import (
+    ComputePoolRow,
+    FutureGrantRow,
+    GrantRow,
+    ImageRepositoryRow,
+    ModelRow,
+    RoleRow,
+    StageRow,
+)
 from server.registry import service as registry
 from server.resources import service as resources
 from server.stages import service as stages
@@ -48,6 +56,8 @@ PRIVILEGES: dict[str, tuple[str, ...]] = {
     "MODEL": ("OWNERSHIP", "USAGE"),
     "COMPUTE_POOL": ("OWNERSHIP", "USAGE"),
     "STAGE": ("OWNERSHIP", "READ", "USAGE", "WRITE"),
+    # Snowflake's: READ pulls images, WRITE pushes them (docs/images.md).
+    "IMAGE_REPOSITORY": ("OWNERSHIP", "READ", "WRITE"),
 }
 GRANT_COLUMNS = [
     "created_on",
@@ -74,7 +84,7 @@ FUTURE_GRANT_COLUMNS = [
 class GrantTarget:
     """What a grant is on: one object (``scope`` OBJECT), or ALL / FUTURE models of a schema."""
 
-    object_type: str  # MODEL, COMPUTE_POOL, STAGE
+    object_type: str  # MODEL, COMPUTE_POOL, STAGE, IMAGE_REPOSITORY
     parts: tuple[str, ...]  # the object's resolved name; ALL / FUTURE: database and schema
     scope: str = "OBJECT"
 
@@ -111,6 +121,10 @@ def resolve_objects(session: Session, target: GrantTarget) -> list[GrantedObject
         return [registry.get_model(session, *target.parts)]
     if target.object_type == "COMPUTE_POOL":
         return [resources.get_compute_pool(session, *target.parts)]
+    if target.object_type == "IMAGE_REPOSITORY":
+        from server.spcs.image_repositories import get_repository  # local: that module imports this one
+
+        return [get_repository(session, *target.parts)]
     return [stages.get_stage(session, *target.parts)]
 
 
@@ -140,6 +154,8 @@ def _add(session: Session, role: RoleRow, privilege: str, obj: GrantedObject, gr
         row.model_id = obj.id
     elif kind == "COMPUTE_POOL":
         row.compute_pool_id = obj.id
+    elif kind == "IMAGE_REPOSITORY":
+        row.image_repository_id = obj.id
     else:
         row.stage_id = obj.id
     session.add(row)
@@ -271,6 +287,8 @@ def _object_of(session: Session, grant: GrantRow) -> GrantedObject:
         found = session.get(ModelRow, grant.model_id)
     elif grant.compute_pool_id is not None:
         found = session.get(ComputePoolRow, grant.compute_pool_id)
+    elif grant.image_repository_id is not None:
+        found = session.get(ImageRepositoryRow, grant.image_repository_id)
     else:
         found = session.get(StageRow, grant.stage_id)
     assert found is not None
@@ -280,7 +298,9 @@ def _object_of(session: Session, grant: GrantRow) -> GrantedObject:
 def grants_on(session: Session, principal: Principal, target: GrantTarget) -> list[list[Any]]:
     """SHOW GRANTS ON <object>: for its owner or ACCOUNTADMIN; others see it exists only if they hold a grant."""
     (obj,) = resolve_objects(session, target)
-    require(session, principal, "READ" if target.object_type == "STAGE" else "USAGE", obj)
+    require(
+        session, principal, "READ" if target.object_type in ("STAGE", "IMAGE_REPOSITORY") else "USAGE", obj
+    )
     rows = list(session.scalars(select(GrantRow).where(object_filter(obj)).order_by(GrantRow.id)))
     return _listing(session, rows)
 

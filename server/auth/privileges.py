@@ -22,6 +22,7 @@ from server.auth.tokens import ROLE_USER, Principal
 from server.db.tables import (
     ComputePoolRow,
     GrantRow,
+    ImageRepositoryRow,
     JobRow,
     ModelRow,
     ModelVersionRow,
@@ -53,7 +54,7 @@ __all__ = [
     "visible_models",
 ]
 
-GrantedObject = ModelRow | ComputePoolRow | StageRow
+GrantedObject = ModelRow | ComputePoolRow | StageRow | ImageRepositoryRow
 _M = TypeVar("_M", bound=GrantedObject)
 
 # What each privilege a check asks for is satisfied by (OWNERSHIP implies every privilege).
@@ -70,6 +71,8 @@ def object_type_of(obj: GrantedObject) -> str:
         return "MODEL"
     if isinstance(obj, ComputePoolRow):
         return "COMPUTE_POOL"
+    if isinstance(obj, ImageRepositoryRow):
+        return "IMAGE_REPOSITORY"
     return "STAGE"
 
 
@@ -79,6 +82,8 @@ def object_filter(obj: GrantedObject) -> ColumnElement[bool]:
         return GrantRow.model_id == obj.id
     if isinstance(obj, ComputePoolRow):
         return GrantRow.compute_pool_id == obj.id
+    if isinstance(obj, ImageRepositoryRow):
+        return GrantRow.image_repository_id == obj.id
     return GrantRow.stage_id == obj.id
 
 
@@ -233,6 +238,16 @@ USER_ENDPOINTS = frozenset(
         "server.api.jobs.list_shards",
         "server.api.job_results.job_outputs",
         "server.api.job_results.job_errors",
+        "server.api.image_repositories.list_image_repositories",
+        "server.api.image_repositories.create_image_repository",
+        "server.api.image_repositories.get_image_repository",
+        "server.api.image_repositories.drop_image_repository",
+        "server.api.image_repositories.list_repository_images",
+        "server.api.image_repositories.registry_token",
+        "server.api.model_services.create_model_service",
+        "server.api.model_services.list_model_services",
+        "server.api.model_services.delete_model_service",
+        "server.api.model_services.call_model_service",
     }
 )
 

@@ -44,6 +44,7 @@ __all__ = [
     "FutureGrantRow",
     "GrantRow",
     "IdempotencyKeyRow",
+    "ImageRepositoryRow",
     "JobLogRow",
     "JobRow",
     "ModelAliasRow",
@@ -404,6 +405,9 @@ class GrantRow(Base):
     model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
     compute_pool_id: Mapped[int | None] = mapped_column(ForeignKey("compute_pools.id", ondelete="CASCADE"))
     stage_id: Mapped[int | None] = mapped_column(ForeignKey("stages.id", ondelete="CASCADE"))
+    image_repository_id: Mapped[int | None] = mapped_column(
+        ForeignKey("image_repositories.id", ondelete="CASCADE")
+    )
     granted_by: Mapped[str] = mapped_column(String(255))
     created_on: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -703,6 +707,24 @@ class ServiceFunctionRow(Base):
     path: Mapped[str] = mapped_column(String(2048))
     max_batch_rows: Mapped[int | None] = mapped_column(Integer)
     owner: Mapped[str] = mapped_column(String(255))
+    created_on: Mapped[datetime] = mapped_column(default=utcnow)
+
+    schema: Mapped[SchemaRow] = relationship()
+
+
+class ImageRepositoryRow(Base):
+    """An image repository (CREATE IMAGE REPOSITORY): a namespace of the cluster's OCI registry,
+    ``<registry>/<db>/<schema>/<name>`` in lower case, whose pushes and pulls the control plane's
+    registry tokens authorize."""
+
+    __tablename__ = "image_repositories"
+    __table_args__ = (UniqueConstraint("schema_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    schema_id: Mapped[int] = mapped_column(ForeignKey("schemas.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    owner: Mapped[str] = mapped_column(String(255))  # the owning role
+    comment: Mapped[str | None] = mapped_column(Text)
     created_on: Mapped[datetime] = mapped_column(default=utcnow)
 
     schema: Mapped[SchemaRow] = relationship()

@@ -41,6 +41,7 @@ from server.db.tables import ComputePoolRow, JobRow, SchemaRow, ServiceLogRow, S
 from server.jobs import service as jobs
 from server.jobs.states import JobPhase, JobStatus
 from server.resources import service as resources
+from server.spcs import image_repositories
 from server.stages import service as stages
 
 __all__ = [
@@ -101,14 +102,14 @@ def engine_problem(cp: ControlPlane) -> str | None:
     return f"{_ENGINE_HINT}. {problem}" if problem else None
 
 
-def _check_images(spec: ServiceSpecification) -> None:
+def _check_images(
+    session: Session, cp: ControlPlane, principal: Principal, spec: ServiceSpecification
+) -> None:
+    """An image repository path (/db/schema/repo/image:tag) must name a repository the caller may pull from."""
     for i, container in enumerate(spec.spec.containers):
-        if container.image.startswith("/"):
-            raise InvalidArgumentError(
-                f"spec.containers[{i}].image {container.image!r} is an image repository path; runbatch has no image "
-                "repositories yet. Build or load the image on the workers' Docker engine and name it as Docker does "
-                "(e.g. 'my-image:1.0')."
-            )
+        image_repositories.resolve_image(
+            session, cp, principal, container.image, where=f"spec.containers[{i}].image"
+        )
 
 
 def _resolve_volumes(
@@ -187,7 +188,7 @@ def record_job_service(
 ) -> ServiceRow:
     """Validate everything that can be known now and record the job service (PENDING)."""
     spec = parse_specification(spec_text)
-    _check_images(spec)
+    _check_images(session, cp, principal, spec)
     pool_row, schema_row, volumes = _placement(
         session, cp, spec, database=database, schema=schema, name=name, pool=pool
     )
@@ -258,10 +259,10 @@ def record_service(
     if max_instances > 1:
         raise UnsupportedError(
             f"MAX_INSTANCES = {max_instances}: runbatch runs one instance of a service. Set MIN_INSTANCES = 1 "
-            "MAX_INSTANCES = 1, or create several services."
+            "and MAX_INSTANCES = 1, or create several services."
         )
     spec = parse_specification(spec_text)
-    _check_images(spec)
+    _check_images(session, cp, principal, spec)
     for i, endpoint in enumerate(spec.spec.endpoints):
         if endpoint.protocol != "HTTP":
             raise UnsupportedError(
@@ -449,6 +450,8 @@ def claim(session: Session, service_id: uuid.UUID, worker: str) -> ServiceRow:
 
 def build_work(session: Session, cp: ControlPlane, row: ServiceRow) -> ServiceWork:
     """The work order (with stage credentials: only the claiming worker gets it)."""
+    from server.spcs import model_service  # it builds on this module
+
     spec = ServiceSpecification.model_validate(row.specification["spec"])
     volumes: list[VolumeWork] = []
     for volume in spec.spec.volumes:
@@ -456,18 +459,33 @@ def build_work(session: Session, cp: ControlPlane, row: ServiceRow) -> ServiceWo
         if ref is None:
             volumes.append(VolumeWork(name=volume.name))
             continue
+        model = model_service.model_volume(cp, volume.name, ref)
+        if model is not None:
+            volumes.append(model)
+            continue
         stage = stages.get_stage(session, ref["database"], ref["schema"], ref["stage"])
         storage, root = stages.stage_storage(stage, cp.storage, cp.secrets)
         prefix = "/".join(p for p in (root, ref["path"]) if p)
         volumes.append(VolumeWork(name=volume.name, storage=storage.config, prefix=prefix))
     schema = row.schema
     containers = []
+    runtime = model_service.runtime_of(row)
     for c in spec.spec.containers:
         resources_ = c.resources.effective()
+        # An image repository path becomes the registry's reference, with a token that pulls only it.
+        try:
+            pulled = image_repositories.resolve_image(
+                session, cp, None, c.image, where=f"Container {c.name} image"
+            )
+        except (NotFoundError, InvalidArgumentError):
+            # The repository was dropped (or the registry unset) since the service was created: the
+            # worker then fails the container, image not found, rather than the claim never ending.
+            pulled = None
         containers.append(
             ContainerWork(
                 name=c.name,
-                image=c.image,
+                image=pulled.reference if pulled else c.image,
+                registry_token=image_repositories.pull_token(cp, pulled, row.owner) if pulled else None,
                 command=c.command,
                 args=c.args,
                 env={
@@ -482,6 +500,7 @@ def build_work(session: Session, cp: ControlPlane, row: ServiceRow) -> ServiceWo
                 mounts={m.name: m.mount_path for m in c.volume_mounts},
                 readiness_port=c.readiness_probe.port if c.readiness_probe else None,
                 readiness_path=c.readiness_probe.path if c.readiness_probe else None,
+                runtime=runtime,
             )
         )
     return ServiceWork(

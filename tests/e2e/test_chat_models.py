@@ -76,11 +76,14 @@ def _direct(tiny: TinyPipelines, messages: list[dict[str, Any]], max_tokens: int
         pad_token_id=pipe.tokenizer.eos_token_id,
     )
     generated = out[0][ids.shape[1] :]
+    ended = int(generated[-1]) == pipe.tokenizer.eos_token_id
     return {
         "content": pipe.tokenizer.decode(generated, skip_special_tokens=True),
         "pipeline_reply": reply,
         "prompt_tokens": int(ids.shape[1]),
         "completion_tokens": len(generated),
+        # OpenAI's reasons: cut at max_completion_tokens is "length", an end of its own "stop".
+        "finish_reason": "length" if len(generated) == max_tokens and not ended else "stop",
     }
 
 
@@ -102,7 +105,7 @@ def _check_row(row: pd.Series, expected: dict[str, Any], max_tokens: int) -> Non
             "index": 0,
             "message": {"role": "assistant", "content": expected["content"]},
             "logprobs": None,
-            "finish_reason": "stop",
+            "finish_reason": expected["finish_reason"],
         }
     ]
     assert choices[0]["message"]["content"] == expected["pipeline_reply"]
@@ -204,6 +207,10 @@ def test_chat_over_stage_media_matches_the_model_called_directly(
             _check_row(out.iloc[i], _direct(tiny, conversation, max_tokens), max_tokens)
         usage = [json.loads(u) for u in out["usage"]]
         assert all(u["completion_tokens"] == max_tokens for u in usage if max_tokens == 2)
+        if max_tokens == 2:
+            # Every completion was cut at max_completion_tokens.
+            reasons = [json.loads(c)[0]["finish_reason"] for c in out["choices"]]
+            assert reasons == ["length"] * len(conversations)
 
 
 def test_bad_rows_become_error_rows_and_the_rest_complete(

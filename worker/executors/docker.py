@@ -10,7 +10,9 @@ GPUs from the worker's inventory. Model versions are cached per host in a shared
 
 from __future__ import annotations
 
+import base64
 import fcntl
+import json
 import logging
 import os
 import re
@@ -22,7 +24,7 @@ from typing import Any
 from runbatch.compute import parse_cpu, parse_gpu, parse_memory
 from worker.executors.base import LaunchRefused, LaunchSpec
 from worker.executors.process import cpu_count_for
-from worker.images import ImageBuilder
+from worker.images import ImageBuilder, RegistryRepository
 
 __all__ = [
     "CONTAINER_CACHE",
@@ -39,6 +41,7 @@ CONTAINER_CACHE = "/var/cache/runbatch"
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 _LABEL = "org.runbatch"
 _MAX_LINE = 64 << 10
+_PULL_ATTEMPTS = 5
 
 
 def container_name(job_name: str, shard: int, attempt: int) -> str:
@@ -170,13 +173,22 @@ class DockerExecutor:
         gpu_image: str | None = None,
         gpus: list[str] | None = None,
         mounts: list[str] | None = None,
+        runtime_repository: RegistryRepository | None = None,
+        registry_tokens: Callable[[list[str]], str] | None = None,
     ) -> None:
+        """With ``runtime_repository``, runtime images missing here are pulled from it (with tokens from
+        ``registry_tokens``: scopes -> a registry token of the control plane) rather than built."""
         self.images = images
         self.client = images.client
         self.worker_name = worker_name
         self.host = host
         self.cache_dir = cache_dir
         self._images: dict[str, str | None] = {"cpu": cpu_image, "gpu": gpu_image}
+        self._configured = dict(self._images)
+        if runtime_repository is not None and registry_tokens is None:
+            raise ValueError("A runtime repository needs registry_tokens to pull from it.")
+        self.runtime_repository = runtime_repository
+        self._registry_tokens = registry_tokens
         self.gpus = GpuInventory(gpus or [])
         self.mounts = list(mounts or [])
         self._image_lock = threading.Lock()
@@ -194,9 +206,62 @@ class DockerExecutor:
         with self._image_lock:
             image = self._images.get(kind)
             if image is None or not self.images.exists(image):  # not built yet, or pruned by a newer build
-                image = self.images.runtime_image(kind)
+                if self.runtime_repository is not None and self._configured.get(kind) is None:
+                    image = self._pull_runtime(kind, self.runtime_repository)
+                else:
+                    image = self.images.runtime_image(kind)
                 self._images[kind] = image
             return image
+
+    def _pull_runtime(self, kind: str, repository: RegistryRepository) -> str:
+        """This runbatch's runtime image from the cluster's registry (RUNBATCH_RUNTIME_REPOSITORY)."""
+        import docker.errors
+
+        reference = repository.runtime_reference(kind)
+        if self.images.exists(reference):
+            return reference
+        assert self._registry_tokens is not None
+        path = repository.image_path(reference)
+        token = self._registry_tokens([f"repository:{path}:pull"])
+        if "pull" not in _granted(token, path):
+            name = ".".join(repository.path.split("/"))
+            raise LaunchRefused(
+                f"The control plane does not let worker {self.worker_name} pull from image repository "
+                f"/{repository.path} (RUNBATCH_RUNTIME_REPOSITORY): create it (CREATE IMAGE REPOSITORY {name}) "
+                f"and push the runtime there ({repository.push_command(kind)}), and grant the role of the "
+                f"worker's token READ on it (GRANT READ ON IMAGE REPOSITORY {name} TO ROLE ...); or unset "
+                "RUNBATCH_RUNTIME_REPOSITORY to build runtime images on this host."
+            )
+        log.info("pulling runtime image %s from the image registry", reference)
+        for attempt in range(_PULL_ATTEMPTS):
+            try:
+                self.client.images.pull(reference, auth_config={"registrytoken": token})
+                break
+            except docker.errors.APIError as exc:
+                text = str(exc.explanation or exc)
+                if (
+                    isinstance(exc, docker.errors.NotFound)
+                    or "manifest unknown" in text
+                    or "not found" in text
+                ):
+                    raise LaunchRefused(
+                        f"Image repository /{repository.path} has no {kind} runtime image of this runbatch "
+                        f"({reference}). Push it from a host with the runbatch source checkout of the same "
+                        f"version: {repository.push_command(kind)}"
+                    ) from None
+                # Registry tokens last minutes and the engine cannot renew one it was handed: a pull of
+                # gigabytes can outlive it. Layers already down stay, so another token finishes the pull.
+                if attempt + 1 < _PULL_ATTEMPTS and (
+                    "unauthorized" in text or "authentication required" in text
+                ):
+                    log.info("pulling %s: registry token expired, asking for another", reference)
+                    token = self._registry_tokens([f"repository:{path}:pull"])
+                    continue
+                raise LaunchRefused(
+                    f"Worker {self.worker_name} could not pull {reference} from the image registry: {text}"
+                ) from None
+        log.info("pulled runtime image %s", reference)
+        return reference
 
     def _labels(self, spec: LaunchSpec) -> dict[str, str]:
         return {
@@ -300,11 +365,15 @@ class DockerExecutor:
         cpu: str | None,
         memory: str | None,
         gpu: str | None,
+        registry_token: str | None = None,
     ) -> DockerHandle:
         """A user's container (a job service's): its own image, entrypoint and args, the same limits,
-        GPUs and host networking as runtimes, labelled with this host and worker for the orphan sweep."""
+        GPUs and host networking as runtimes, labelled with this host and worker for the orphan sweep.
+        With ``registry_token`` the image is an image repository's: pulled first, so a moved tag is followed."""
         import docker.errors
 
+        if registry_token is not None:
+            self.pull(image, registry_token)
         if not self.images.exists(image):
             raise LaunchRefused(
                 f"Image {image!r} is not on the Docker engine of worker {self.worker_name}; build or load it there "
@@ -337,6 +406,20 @@ class DockerExecutor:
             self._remove(name)
             raise
         return DockerHandle(container, memory, lambda: self.gpus.give_back(gpus))
+
+    def pull(self, image: str, registry_token: str) -> None:
+        """Pull ``image`` from the cluster's registry; the token (the control plane's, for this image
+        only) goes to the registry as it is, so this worker needs no registry credentials of its own."""
+        import docker.errors
+
+        try:
+            # docker-py splits the tag or digest off the reference itself.
+            self.client.images.pull(image, auth_config={"registrytoken": registry_token})
+        except docker.errors.APIError as exc:
+            raise LaunchRefused(
+                f"Worker {self.worker_name} could not pull {image} from the image registry: "
+                f"{exc.explanation or exc}"
+            ) from None
 
     def _remove(self, name: str) -> None:
         import docker.errors
@@ -381,6 +464,22 @@ class DockerExecutor:
             (self._workers_dir / f"{_safe(self.worker_name)}.lock").unlink(missing_ok=True)
             self._liveness.close()
             self._liveness = None
+
+
+def _granted(token: str, path: str) -> list[str]:
+    """The actions a registry token grants on ``path`` (its claims, read without checking the signature:
+    the registry checks it; this only turns a refusal into a message that says what to grant)."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return [
+            str(action)
+            for item in claims.get("access", [])
+            if item.get("type") == "repository" and item.get("name") == path
+            for action in item.get("actions", [])
+        ]
+    except (IndexError, ValueError, AttributeError):
+        return []
 
 
 def _safe(name: str) -> str:

@@ -26,6 +26,7 @@ from runbatch.wire.registry import ModelVersionPublic
 if TYPE_CHECKING:
     from runbatch.inference.function import LoadedModel
     from runbatch.ml.jobs import MLJob
+    from runbatch.ml.model._service import ServiceDeployment
     from runbatch.ml.model.batch import InputSpec, JobSpec, OutputSpec
     from runbatch.snowpark.dataframe import DataFrame
     from runbatch.snowpark.session import Session
@@ -226,13 +227,16 @@ class ModelVersion:
         """
         from runbatch.ml.model._local_run import run_locally
 
-        if service_name is not None:
-            raise InvalidArgumentError(
-                "Model services are not available yet; call run() without service_name."
-            )
         fn = self._function(function_name)
+        if service_name:
+            from runbatch.ml.model._service import remote_model
+
+            # The same validation and typed outputs as a local run; the service computes the values.
+            model = remote_model(self, service_name, fn)
+        else:
+            model = self._loaded()
         return run_locally(
-            self._loaded(),
+            model,
             fn,
             X,
             params=params,
@@ -262,6 +266,84 @@ class ModelVersion:
             job_spec=job_spec,
             inference_engine_options=inference_engine_options,
         )
+
+    # -- model services ---------------------------------------------------------------------------
+    def create_service(
+        self,
+        *,
+        service_name: str,
+        image_build_compute_pool: str | None = None,
+        service_compute_pool: str,
+        image_repo: str | None = None,
+        ingress_enabled: bool = False,
+        min_instances: int = 0,
+        max_instances: int = 1,
+        cpu_requests: str | None = None,
+        memory_requests: str | None = None,
+        gpu_requests: str | int | None = None,
+        num_workers: int | None = None,
+        max_batch_rows: int | None = None,
+        force_rebuild: bool = False,
+        build_external_access_integration: str | None = None,
+        build_external_access_integrations: list[str] | None = None,
+        block: bool = True,
+        autocapture: bool | None = None,
+        inference_engine_options: dict[str, Any] | None = None,
+        experimental_options: dict[str, Any] | None = None,
+        feature_sources_per_function: dict[str, Any] | None = None,
+    ) -> str | ServiceDeployment:
+        """Start an online inference server for this version, one endpoint per function.
+
+        The image is the worker's runtime image plus the model's requirements (built on the worker, once
+        per environment), so ``image_build_compute_pool``, ``image_repo``, ``force_rebuild`` and the
+        external access integrations have nothing to do here and are accepted as Snowflake's are.
+        With ``block=True`` this waits until the service is READY.
+        """
+        from runbatch.ml.model._service import create_service
+
+        if build_external_access_integration is not None:
+            warnings.warn(
+                "`build_external_access_integration` is deprecated. Please use `build_external_access_integrations` "
+                "instead.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            if build_external_access_integrations is not None:
+                raise ValueError(
+                    "`build_external_access_integration` and `build_external_access_integrations` cannot be set at "
+                    "the same time. Please use `build_external_access_integrations` only."
+                )
+        _ = (image_build_compute_pool, image_repo, force_rebuild, experimental_options)
+        return create_service(
+            self,
+            service_name=service_name,
+            service_compute_pool=service_compute_pool,
+            ingress_enabled=ingress_enabled,
+            min_instances=min_instances,
+            max_instances=max_instances,
+            cpu_requests=cpu_requests,
+            memory_requests=memory_requests,
+            gpu_requests=gpu_requests,
+            num_workers=num_workers,
+            max_batch_rows=max_batch_rows,
+            block=block,
+            autocapture=autocapture,
+            inference_engine_options=inference_engine_options,
+            feature_sources_per_function=feature_sources_per_function,
+        )
+
+    def list_services(self) -> pd.DataFrame:
+        """This version's services: name, status, inference_endpoint, internal_endpoint, autocapture_enabled."""
+        from runbatch.ml.model._service import list_services
+
+        return list_services(self)
+
+    def delete_service(self, service_name: str) -> None:
+        """Drop one of this version's services (``[db.][schema.]name``; the model's database and schema by
+        default)."""
+        from runbatch.ml.model._service import delete_service
+
+        delete_service(self, service_name)
 
     # -- artifacts --------------------------------------------------------------------------------
     def export(self, target_path: str, *, export_mode: ExportMode = ExportMode.MODEL) -> None:

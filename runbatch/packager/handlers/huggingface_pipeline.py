@@ -9,6 +9,7 @@ its results back into the signature's output columns.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import logging
@@ -17,6 +18,7 @@ import sys
 import time
 import uuid
 import warnings
+import weakref
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
@@ -50,6 +52,9 @@ PIPELINE_CONFIG_FILE = "pipeline_config.pt"
 DEFAULT_CUDA_VERSION = "12.4"
 # ERROR_CODE of a chat row whose prompt does not fit the model's context (error rows).
 PROMPT_TOO_LONG = "PROMPT_TOO_LONG"
+# The ERROR_CODEs runbatch.runtime.chat_messages gives the same problems found while reading.
+_IMAGE_INVALID = "IMAGE_INVALID"
+_MESSAGES_INVALID = "MESSAGES_INVALID"
 _IMAGE_TASKS = frozenset(
     {
         "document-question-answering",
@@ -106,6 +111,11 @@ class HuggingFacePipelineHandler:
         save_path = model_dir / "models" / request.name / MODEL_BLOB_DIR
         save_path.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(str(save_path), safe_serialization=True)
+        processor = _own_processor(model)
+        if processor is not None:
+            # Pipeline.save_pretrained leaves the processor out, and with it what only the
+            # processor knows (a VLM's patch size and image token, its chat template).
+            processor.save_pretrained(str(save_path))
         with open(save_path / PIPELINE_CONFIG_FILE, "wb") as f:
             cloudpickle.dump(_pipeline_state(model), f)
         meta.pip_requirements.extend(_requirements(model, task))
@@ -125,6 +135,7 @@ class HuggingFacePipelineHandler:
                 "has_tokenizer": tokenizer is not None,
                 "has_feature_extractor": getattr(model, "feature_extractor", None) is not None,
                 "has_image_preprocessor": getattr(model, "image_preprocessor", None) is not None,
+                "has_processor": processor is not None,
                 "is_repo_downloaded": False,
             },
         )
@@ -140,10 +151,13 @@ class HuggingFacePipelineHandler:
                 )
         path = str(model_dir / "models" / blob.name / blob.path)
         extra: dict[str, Any] = {}
-        if options.get("has_tokenizer"):
-            extra["tokenizer"] = path
-        if options.get("has_feature_extractor"):
-            extra["feature_extractor"] = path
+        # A pipeline that loads a processor takes its tokenizer from it: one named here would
+        # be kept as the bare path, not loaded.
+        if not _loads_processor(options["task"]):
+            if options.get("has_tokenizer"):
+                extra["tokenizer"] = path
+            if options.get("has_feature_extractor"):
+                extra["feature_extractor"] = path
         pipe = transformers.pipeline(
             options["task"], model=path, trust_remote_code=False, device=_device(meta), **extra
         )
@@ -209,6 +223,25 @@ def _pipeline_state(pipe: Any) -> dict[str, Any]:
     if getattr(pipe, "generation_config", None) is not None:
         state["generation_config"] = pipe.generation_config
     return state
+
+
+def _loads_processor(task: str) -> bool:
+    """Whether transformers' pipeline of ``task`` is built around a processor (image-text-to-text)."""
+    from transformers.pipelines import check_task
+
+    try:
+        _, targeted, _ = check_task(task)
+    except KeyError:
+        return False
+    return getattr(targeted.get("impl"), "_load_processor", None) is True
+
+
+def _own_processor(pipe: Any) -> Any:
+    """The pipeline's processor where its task is served through one, else None."""
+    processor = getattr(pipe, "processor", None)
+    if processor is None or not _loads_processor(str(pipe.task)):
+        return None
+    return processor
 
 
 def _release(text: str) -> str:
@@ -405,14 +438,22 @@ def _call_audio(pipe: Any, signature: ModelSignature, df: pd.DataFrame, kw: dict
 
 
 def _call_chat(pipe: Any, _signature: ModelSignature, df: pd.DataFrame, kw: dict[str, Any]) -> list[Any]:
-    chat = _OpenAIChat(pipe.__self__)  # the bound __call__ of the pipeline
+    chat = _chat(pipe.__self__)  # the bound __call__ of the pipeline
     records: list[dict[str, Any]] = df.to_dict(orient="records")  # type: ignore[assignment]
-    conversations = [_messages(r["messages"]) for r in records]
-    # Every prompt is checked before any is generated: a batch with a prompt too long fails at
-    # once, and the runtime narrows it down to that row (an error row) without generating twice.
-    for messages in conversations:
-        chat.check_prompt(messages)
-    return [chat.complete(m, **_chat_settings(r, kw)) for m, r in zip(conversations, records, strict=True)]
+    # Every prompt is encoded and checked before any is generated: a batch with a prompt too
+    # long (or an unreadable image) fails at once, and the runtime narrows it down to that row
+    # (an error row) without generating twice. A VLM's inputs hold pixel values, too large to
+    # keep for a whole batch: those are encoded again when their turn comes.
+    keep = chat.processor is None
+    prompts: list[Any] = []
+    for record in records:
+        messages = _messages(record["messages"])
+        inputs = chat.encode(messages)
+        prompts.append(inputs if keep else messages)
+    return [
+        chat.complete(p if keep else chat.encode(p), **_chat_settings(r, kw))
+        for p, r in zip(prompts, records, strict=True)
+    ]
 
 
 _CALLERS: dict[str, Caller] = {
@@ -538,16 +579,31 @@ def _chat_settings(row: dict[str, Any], params: dict[str, Any]) -> dict[str, Any
 
 
 class _OpenAIChat:
-    """OpenAI chat completions from a text-generation pipeline's model and chat template."""
+    """OpenAI chat completions from a chat pipeline's model and chat template.
+
+    A text-generation pipeline gets the text parts of the messages through its tokenizer's
+    template. An image-text-to-text pipeline (a vision-language model) gets text and image parts
+    through its processor's template, which expands each image into the model's image tokens and
+    turns the images into pixel values: images reach the model as they do in transformers' own
+    ``image-text-to-text`` pipeline.
+    """
 
     def __init__(self, pipe: Any) -> None:
         self.model: Any = pipe.model
-        self.tokenizer: Any = pipe.tokenizer
+        processor = getattr(pipe, "processor", None)
+        self.processor: Any = processor if pipe.task in _CHAT_TASKS and processor is not None else None
+        tokenizer: Any = getattr(pipe, "tokenizer", None)
+        if tokenizer is None and self.processor is not None:
+            tokenizer = self.processor.tokenizer
+        self.tokenizer: Any = tokenizer
         self.model_name = pipe.model.name_or_path
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
+        self._dropped: set[str] = set()
 
-    def _prompt(self, messages: list[dict[str, Any]]) -> str:
+    # -- prompts ----------------------------------------------------------------------------------
+
+    def _text_turns(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         turns = []
         for message in messages:
             role = message.get("role") or "user"
@@ -561,32 +617,94 @@ class _OpenAIChat:
                 for part in content
                 if isinstance(part, dict) and part.get("type") == "text"
             )
-        return str(self.tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True))
+        return turns
+
+    def _vision_turns(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Messages in transformers' multimodal chat format: text parts, and images as PIL images."""
+        turns = []
+        for message in messages:
+            role = message.get("role") or "user"
+            content = message.get("content")
+            if content is None or isinstance(content, str):
+                # Processor templates iterate over parts; a plain string is one text part.
+                turns.append({"role": role, "content": [{"type": "text", "text": content or ""}]})
+                continue
+            parts: list[dict[str, Any]] = []
+            for part in content:
+                if not isinstance(part, dict):
+                    continue
+                kind = part.get("type")
+                if kind == "text":
+                    parts.append({"type": "text", "text": part.get("text") or ""})
+                elif kind == "image_url":
+                    holder = part.get("image_url")
+                    url = holder.get("url") if isinstance(holder, dict) else None
+                    parts.append({"type": "image", "image": _load_image(url)})
+                elif kind not in self._dropped:
+                    self._dropped.add(str(kind))
+                    log.warning(
+                        "The %s model takes text and image parts; %r parts are not passed to it.",
+                        self.model_name,
+                        kind,
+                    )
+            turns.append({"role": role, "content": parts})
+        return turns
+
+    def encode(self, messages: list[dict[str, Any]]) -> Any:
+        """The model's inputs for one conversation (chat template applied, generation prompt added),
+        on the CPU. Raises PROMPT_TOO_LONG (an error row) when the prompt leaves no room to generate.
+        """
+        if self.processor is not None:
+            inputs = self.processor.apply_chat_template(
+                self._vision_turns(messages),
+                add_generation_prompt=True,
+                tokenize=True,
+                return_dict=True,
+                return_tensors="pt",
+            )
+        else:
+            prompt = self.tokenizer.apply_chat_template(
+                self._text_turns(messages), tokenize=False, add_generation_prompt=True
+            )
+            inputs = self.tokenizer(str(prompt), return_tensors="pt")
+        tokens = int(inputs["input_ids"].shape[1])
+        context = self.context_length()
+        if context is not None and tokens >= context:
+            images = " with its images" if self.processor is not None else ""
+            raise InputRowError(
+                PROMPT_TOO_LONG,
+                f"The prompt is {tokens} tokens long (chat template applied{images}), but the model takes "
+                f"at most {context} tokens, prompt and completion together. Shorten the messages.",
+            )
+        return inputs
 
     def context_length(self) -> int | None:
         """The most positions the model takes (prompt and completion together), when its config says."""
         config = self.model.config
-        for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
-            value = getattr(config, name, None)
-            if isinstance(value, int) and value > 0:
-                return value
+        # A vision-language model's positions are its text model's.
+        text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+        for source in (config, text_config):
+            for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+                value = getattr(source, name, None)
+                if isinstance(value, int) and value > 0:
+                    return value
         return None
 
-    def check_prompt(self, messages: list[dict[str, Any]]) -> int:
-        """The prompt's token count; PROMPT_TOO_LONG (an error row) when it leaves no room to generate."""
-        tokens = len(self.tokenizer(self._prompt(messages)).input_ids)
-        context = self.context_length()
-        if context is not None and tokens >= context:
-            raise InputRowError(
-                PROMPT_TOO_LONG,
-                f"The prompt is {tokens} tokens long (chat template applied), but the model takes at most "
-                f"{context} tokens, prompt and completion together. Shorten the messages.",
-            )
-        return tokens
+    # -- generation -------------------------------------------------------------------------------
+
+    def _eos_ids(self) -> set[int]:
+        ids: set[int] = set()
+        for source in (getattr(self.model, "generation_config", None), self.tokenizer):
+            value = getattr(source, "eos_token_id", None)
+            if isinstance(value, int):
+                ids.add(value)
+            elif isinstance(value, list | tuple):
+                ids.update(v for v in value if isinstance(v, int))
+        return ids
 
     def _generation_config(
         self,
-        max_completion_tokens: int | None,
+        max_completion_tokens: int,
         temperature: float | None,
         top_p: float | None,
         frequency_penalty: float | None,
@@ -597,7 +715,7 @@ class _OpenAIChat:
         temperature = 1.0 if temperature is None else temperature
         do_sample = temperature > 0.0
         config = transformers.GenerationConfig(  # type: ignore[no-untyped-call]
-            max_new_tokens=max_completion_tokens if max_completion_tokens is not None else 1024,
+            max_new_tokens=max_completion_tokens,
             pad_token_id=self.tokenizer.pad_token_id,
             eos_token_id=self.tokenizer.eos_token_id,
             do_sample=do_sample,
@@ -620,7 +738,7 @@ class _OpenAIChat:
 
     def complete(
         self,
-        messages: list[dict[str, Any]],
+        inputs: Any,
         *,
         max_completion_tokens: int | None = None,
         temperature: float | None = None,
@@ -631,6 +749,12 @@ class _OpenAIChat:
         frequency_penalty: float | None = None,
         presence_penalty: float | None = None,
     ) -> dict[str, Any]:
+        """One chat completion of the inputs ``encode`` made."""
+        if self.processor is not None:
+            # Pixel values in the model's dtype (half precision on a GPU), token ids as they are.
+            inputs = inputs.to(self.model.device, dtype=self.model.dtype)
+        else:
+            inputs = inputs.to(self.model.device)
         if stream:
             log.warning(
                 "Streaming is not supported using transformers.Pipeline implementation. Ignoring stream=True."
@@ -640,42 +764,52 @@ class _OpenAIChat:
                 "Presence penalty is not supported using transformers.Pipeline implementation. "
                 "Ignoring presence_penalty."
             )
-        inputs = self.tokenizer(self._prompt(messages), return_tensors="pt", padding=True).to(
-            self.model.device
-        )
-        prompt_tokens = int(inputs.input_ids.shape[1])
+        prompt_tokens = int(inputs["input_ids"].shape[1])
+        limit = max_completion_tokens if max_completion_tokens is not None else 1024
         context = self.context_length()
         if context is not None:
             # Generation past the model's positions fails (or wraps); stop at the context's end.
-            room = context - prompt_tokens
-            wanted = max_completion_tokens if max_completion_tokens is not None else 1024
-            max_completion_tokens = min(wanted, room)
-        config = self._generation_config(max_completion_tokens, temperature, top_p, frequency_penalty, n)
+            limit = min(limit, context - prompt_tokens)
+        config = self._generation_config(limit, temperature, top_p, frequency_penalty, n)
         stops = [s for s in stop_strings or [] if s]
         extra: dict[str, Any] = {}
         if stops:
             extra["stopping_criteria"] = self._stopping(stops, prompt_tokens)
-        output_ids: Any = self.model.generate(
-            inputs.input_ids, attention_mask=inputs.attention_mask, generation_config=config, **extra
-        )
-        if output_ids.dim() == 1:
-            output_ids = output_ids.unsqueeze(0)
+        if self.processor is not None and n > 1:
+            # generate() repeats each of the prompt's images in place for num_return_sequences,
+            # which pairs images with the wrong image tokens when a prompt holds several: one
+            # generation per choice instead.
+            config.num_return_sequences = 1
+            sequences = [row for _ in range(n) for row in self._generate(inputs, config, extra)]
+        else:
+            sequences = list(self._generate(inputs, config, extra))
+        eos = self._eos_ids()
         choices = []
         completion_tokens = 0
-        for i, ids in enumerate(output_ids):
-            generated = ids[prompt_tokens:]
+        for i, ids in enumerate(sequences):
+            generated = ids[prompt_tokens:].tolist()
+            ended = next((j for j, token in enumerate(generated) if token in eos), None)
+            if ended is not None:
+                # The end-of-sequence token counts (as in vLLM); the padding after it, where
+                # other choices ran longer, does not.
+                generated = generated[: ended + 1]
             completion_tokens += len(generated)
             text = self.tokenizer.decode(generated, skip_special_tokens=True)
+            stopped = ended is not None
             for stop in stops:
                 if stop in text:
                     text = text[: text.find(stop)]
+                    stopped = True
                     break
+            # OpenAI's reasons: "length" when the token limit (max_completion_tokens, or the
+            # model's context) cut the completion, "stop" when it ended on its own or at a stop string.
+            finish_reason = "length" if not stopped and len(generated) >= limit else "stop"
             choices.append(
                 {
                     "index": i,
                     "message": {"role": "assistant", "content": text},
                     "logprobs": None,
-                    "finish_reason": "stop",
+                    "finish_reason": finish_reason,
                 }
             )
         return {
@@ -690,6 +824,10 @@ class _OpenAIChat:
                 "total_tokens": prompt_tokens + completion_tokens,
             },
         }
+
+    def _generate(self, inputs: Any, config: Any, extra: dict[str, Any]) -> Any:
+        output_ids: Any = self.model.generate(**inputs, generation_config=config, **extra)
+        return output_ids.unsqueeze(0) if output_ids.dim() == 1 else output_ids
 
     def _stopping(self, stops: list[str], prompt_tokens: int) -> Any:
         import transformers
@@ -707,3 +845,77 @@ class _OpenAIChat:
                 return False
 
         return transformers.StoppingCriteriaList([_StopStrings()])
+
+
+_CHATS: weakref.WeakKeyDictionary[Any, _OpenAIChat] = weakref.WeakKeyDictionary()
+
+
+def _chat(pipe: Any) -> _OpenAIChat:
+    """One chat engine per pipeline, kept across batches (so a warning is given once per job)."""
+    chat = _CHATS.get(pipe)
+    if chat is None:
+        chat = _CHATS[pipe] = _OpenAIChat(pipe)
+    return chat
+
+
+def _describe_url(url: str) -> str:
+    """An image URL for a message: never a data URL's data, a URL's user:password or query."""
+    from runbatch.runtime.url_fetch import describe_url
+
+    return describe_url(url)
+
+
+def _load_image(url: Any) -> Any:
+    """The image an ``image_url`` part names, as an RGB PIL image (as transformers loads it).
+
+    Stage paths were replaced by data URLs when the row was read; http(s) URLs are fetched here, as
+    RUNBATCH_FILE_FETCH_URLS allows (public hosts by default), which needs internet access from the
+    runtime. Anything unreadable fails its row alone.
+    """
+    import http.client
+
+    from PIL import Image, ImageOps
+
+    from runbatch.runtime.url_fetch import UrlRefused, fetch_url
+
+    if not isinstance(url, str) or not url.strip():
+        raise InputRowError(
+            _MESSAGES_INVALID,
+            'An image_url part needs {"image_url": {"url": ...}} with a stage path, a data: URL or an '
+            f"http(s) URL, got {type(url).__name__}.",
+        )
+    url = url.strip()
+    image: Image.Image
+    try:
+        if url.startswith("data:"):
+            header, _, payload = url.partition(",")
+            if not header.endswith(";base64"):
+                raise ValueError("only base64 data URLs (data:<mime>;base64,...) are supported")
+            image = Image.open(io.BytesIO(base64.b64decode(payload, validate=True)))
+            image.load()
+        elif url.startswith(("http://", "https://")):
+            try:
+                data = fetch_url(url, timeout=30)
+            except UrlRefused as exc:
+                raise InputRowError(
+                    _IMAGE_INVALID, f"The image_url ({_describe_url(url)}) was not fetched: {exc}."
+                ) from None
+            except (OSError, http.client.HTTPException) as exc:
+                raise InputRowError(
+                    _IMAGE_INVALID, f"The image_url ({_describe_url(url)}) could not be fetched: {exc}"
+                ) from None
+            image = Image.open(io.BytesIO(data))
+            image.load()
+        else:
+            raise InputRowError(
+                _MESSAGES_INVALID,
+                f"The image_url {_describe_url(url)!r} is neither a stage path (@stage/path), a data: URL "
+                "nor an http(s) URL. Name the image by one of these.",
+            )
+    except InputRowError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every unreadable image fails its row the same way
+        raise InputRowError(
+            _IMAGE_INVALID, f"The image_url ({_describe_url(url)}) is not a readable image: {exc}"
+        ) from None
+    return ImageOps.exif_transpose(image).convert("RGB")

@@ -357,6 +357,7 @@ def test_save_layout_blob_options_and_requirements(tiny: TinyPipelines, tmp_path
         "has_tokenizer": True,
         "has_feature_extractor": False,
         "has_image_preprocessor": False,
+        "has_processor": False,
         "is_repo_downloaded": False,
     }
     assert model_yaml["models"]["CLS"]["path"] == "model"
@@ -646,18 +647,24 @@ def test_chat_completions_with_params(tiny: TinyPipelines, tmp_path: Path) -> No
         assert row["id"].startswith("chatcmpl-") and len(row["id"]) == 41
         assert row["object"] == "chat.completion"
         assert row["model"] == loaded.model.name_or_path
+        usage = row["usage"]
+        # Fewer tokens than allowed only when the model ended the completion itself.
+        reason = "length" if usage["completion_tokens"] == 4 else "stop"
         assert row["choices"] == [
             {
                 "index": 0,
                 "message": {"role": "assistant", "content": reply},
                 "logprobs": None,
-                "finish_reason": "stop",
+                "finish_reason": reason,
             }
         ]
-        usage = row["usage"]
         assert usage["prompt_tokens"] == prompt_tokens
         assert 1 <= usage["completion_tokens"] <= 4
         assert usage["total_tokens"] == prompt_tokens + usage["completion_tokens"]
+    import torch
+
+    # Seeded: a sampled end-of-sequence token would end a choice early (its padding not counted).
+    torch.manual_seed(0)
     sampled = _run(fn, pd.DataFrame({"messages": conversations[:1]}), {"n": 3, "max_completion_tokens": 2})
     assert [c["index"] for c in sampled["choices"][0]] == [0, 1, 2]
     assert sampled["usage"][0]["completion_tokens"] == 6
@@ -684,10 +691,168 @@ def test_chat_knobs_as_columns_and_stop_strings(tiny: TinyPipelines, tmp_path: P
     }
     out = _run(fn, pd.DataFrame(row))
     assert out["choices"][0][0]["message"]["content"] == reply
+    assert (out["usage"][0]["completion_tokens"], out["choices"][0][0]["finish_reason"]) == (8, "length")
     # An ASCII stop string: the text before it decodes the same however generation is cut.
     stop = next(c for c in reply[1:] if c.isascii() and c.isalnum())
     out = _run(fn, pd.DataFrame({**row, "stop": [[stop]]}))
     assert out["choices"][0][0]["message"]["content"] == reply[: reply.find(stop)]
+    assert out["choices"][0][0]["finish_reason"] == "stop"
+
+
+def _vision_messages(url: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "what is in this picture"},
+                {"type": "image_url", "image_url": {"url": url}},
+            ],
+        }
+    ]
+
+
+def test_vision_chat_is_saved_with_its_processor_and_sees_images(tiny: TinyPipelines, tmp_path: Path) -> None:
+    import base64
+
+    import transformers
+
+    pipe = tiny.vision_chat()
+    loaded, fn = _serve(pipe, tmp_path)
+    blob = tmp_path / "model" / "models" / "HF" / "model"
+    assert {"processor_config.json", "chat_template.jinja", "preprocessor_config.json"} <= {
+        p.name for p in blob.iterdir()
+    }
+    assert isinstance(loaded.processor, transformers.LlavaProcessor)
+    assert (loaded.processor.patch_size, loaded.processor.image_token) == (8, "<image>")
+    assert fn.signature == OPENAI_CHAT_WITH_PARAMS_SIGNATURE_SPEC
+    urls = [f"data:image/png;base64,{base64.b64encode(png_bytes(seed)).decode()}" for seed in (1, 2)]
+    conversations = [_vision_messages(url) for url in urls]
+    out = _run(
+        fn, pd.DataFrame({"messages": conversations}), {"temperature": 0.0, "max_completion_tokens": 3}
+    )
+    for row, messages in zip(out.to_dict(orient="records"), conversations, strict=True):
+        reply = pipe(text=json.loads(json.dumps(messages)), max_new_tokens=3, return_full_text=False)
+        assert row["choices"][0]["message"]["content"] == reply[0]["generated_text"]
+        assert row["choices"][0]["finish_reason"] == "length"
+        # 4 image tokens stand for the image in the prompt.
+        text_only = loaded.processor.apply_chat_template(
+            [{"role": "user", "content": [{"type": "text", "text": "what is in this picture"}]}],
+            add_generation_prompt=True,
+            tokenize=True,
+        )[0]
+        assert row["usage"] == {
+            "prompt_tokens": len(text_only) + 4,
+            "completion_tokens": 3,
+            "total_tokens": len(text_only) + 7,
+        }
+    # A stop string the first completion reaches at its second token: cut before it, "stop".
+    generated = pipe(text=json.loads(json.dumps(conversations[0])), max_new_tokens=3, return_tensors=True)
+    first = generated[0]["generated_token_ids"][-3:].tolist()
+    text = pipe.tokenizer.decode(first[:2], skip_special_tokens=True)
+    stop = text[-1]
+    assert stop not in pipe.tokenizer.decode(first[:1], skip_special_tokens=True)
+    out = _run(
+        fn,
+        pd.DataFrame({"messages": conversations[:1]}),
+        {"temperature": 0.0, "max_completion_tokens": 3, "stop": [stop]},
+    )
+    assert out["choices"][0] == [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": text[: text.find(stop)]},
+            "logprobs": None,
+            "finish_reason": "stop",
+        }
+    ]
+    assert out["usage"][0]["completion_tokens"] == 2
+
+
+def test_vision_chat_choices_each_see_every_image_in_order(tiny: TinyPipelines, tmp_path: Path) -> None:
+    """n choices of a prompt with two images: each one generation of the prompt as it is."""
+    import base64
+
+    import torch
+    from PIL import Image
+
+    loaded, fn = _serve(tiny.vision_chat(), tmp_path)
+    pngs = [png_bytes(seed) for seed in (1, 2)]
+    messages = [
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "image_url",
+                    "image_url": {"url": f"data:image/png;base64,{base64.b64encode(p).decode()}"},
+                }
+                for p in pngs
+            ]
+            + [{"type": "text", "text": "what is in these pictures"}],
+        }
+    ]
+    torch.manual_seed(0)
+    out = _run(fn, pd.DataFrame({"messages": [messages]}), {"n": 2, "max_completion_tokens": 3})
+    turns = [
+        {
+            "role": "user",
+            "content": [{"type": "image", "image": Image.open(io.BytesIO(p)).convert("RGB")} for p in pngs]
+            + [{"type": "text", "text": "what is in these pictures"}],
+        }
+    ]
+    inputs = loaded.processor.apply_chat_template(
+        turns, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+    )
+    prompt = inputs["input_ids"].shape[1]
+    torch.manual_seed(0)
+    expected = [
+        loaded.tokenizer.decode(
+            loaded.model.generate(**inputs, do_sample=True, temperature=1.0, max_new_tokens=3)[0][prompt:],
+            skip_special_tokens=True,
+        )
+        for _ in range(2)
+    ]
+    assert [(c["index"], c["message"]["content"]) for c in out["choices"][0]] == list(enumerate(expected))
+    assert out["usage"][0]["prompt_tokens"] == prompt
+
+
+def test_vision_chat_image_urls_it_cannot_read_are_row_errors(tiny: TinyPipelines, tmp_path: Path) -> None:
+    from runbatch.errors import InputRowError
+
+    _, fn = _serve(tiny.vision_chat(), tmp_path)
+    cases = {
+        "data:image/png,plain": (
+            "IMAGE_INVALID",
+            "The image_url (a data URL (image/png, 20 characters)) is not a readable image: only base64 "
+            "data URLs (data:<mime>;base64,...) are supported",
+        ),
+        "data:image/png;base64,bm90IGFuIGltYWdl": (
+            "IMAGE_INVALID",
+            "The image_url (a data URL (image/png;base64, 38 characters)) is not a readable image: "
+            "cannot identify image file <_io.BytesIO object at ",
+        ),
+        "http://alice:s3cret@127.0.0.1:9/cat.png?X-Amz-Signature=abc": (
+            "IMAGE_INVALID",
+            "The image_url (http://127.0.0.1:9/cat.png) was not fetched: its host 127.0.0.1 is a loopback "
+            "address, and runtimes fetch only public ones (RUNBATCH_FILE_FETCH_URLS=public).",
+        ),
+        "pics/cat.png": (
+            "MESSAGES_INVALID",
+            "The image_url 'pics/cat.png' is neither a stage path (@stage/path), a data: URL nor an http(s) "
+            "URL. Name the image by one of these.",
+        ),
+    }
+    for url, (code, message) in cases.items():
+        with pytest.raises(InputRowError) as err:
+            _run(fn, pd.DataFrame({"messages": [_vision_messages(url)]}), {"max_completion_tokens": 2})
+        assert err.value.row_code == code
+        assert str(err.value).startswith(message)
+    missing = [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]
+    with pytest.raises(InputRowError) as err:
+        _run(fn, pd.DataFrame({"messages": [missing]}), {"max_completion_tokens": 2})
+    assert (err.value.row_code, str(err.value)) == (
+        "MESSAGES_INVALID",
+        'An image_url part needs {"image_url": {"url": ...}} with a stage path, a data: URL or an http(s) '
+        "URL, got NoneType.",
+    )
 
 
 def test_only_pipelines_are_handled_and_other_models_never_import_transformers() -> None:

@@ -35,6 +35,25 @@ def test_a_model_directory_is_logged_like_the_pipeline_built_from_it(
     assert loaded(turns, max_new_tokens=3, do_sample=False) == expected
 
 
+def test_a_vision_language_model_directory_is_logged_with_its_processor(
+    tiny: TinyPipelines, tmp_path: Path
+) -> None:
+    import transformers
+
+    folder = Path(tiny.vision_chat().model.name_or_path)
+    ref = huggingface.TransformersPipeline(task="image-text-to-text", model=str(folder))
+    assert ref.has_chat_template
+    meta = save_model(ref, tmp_path / "v", name="VLM")
+    assert meta.signatures == {"__call__": OPENAI_CHAT_WITH_PARAMS_SIGNATURE_SPEC}
+    assert (meta.models["VLM"].options["task"], meta.models["VLM"].options["has_processor"]) == (
+        "image-text-to-text",
+        True,
+    )
+    loaded, _ = load_model(tmp_path / "v")
+    assert isinstance(loaded.processor, transformers.LlavaProcessor)
+    assert loaded.processor.chat_template == tiny.vision_chat().processor.chat_template
+
+
 def test_a_hub_id_is_taken_from_the_cache_only(
     tiny: TinyPipelines, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

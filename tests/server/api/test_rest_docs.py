@@ -39,5 +39,5 @@ def test_every_documented_route_exists(cp: ControlPlane) -> None:
         for method in route.methods
     }
     documented = _documented()
-    assert len(documented) == 53
+    assert len(documented) == 59
     assert [row for row in documented if row not in served] == []

@@ -405,3 +405,28 @@ def test_the_cluster_refuses_default_secrets(tmp_path: Path) -> None:
             server.stop()
     finally:
         database.drop()
+
+
+def test_model_services_need_usage_to_list_and_call_and_ownership_to_create_and_drop(stack: Stack) -> None:
+    services = f"{stack.api}/databases/ML/schemas/PUBLIC/models/DOUBLER/versions/V1/services"
+    body = {"database": "ML", "schema": "PUBLIC", "name": "SVC", "compute_pool": "SYSTEM_COMPUTE_POOL_CPU"}
+    assert httpx.get(services, headers=_bearer(stack.alice)).json() == []
+    for method, url, json in (
+        ("POST", services, body),
+        ("DELETE", f"{services}/ML/PUBLIC/SVC", None),
+    ):
+        refused = httpx.request(method, url, headers=_bearer(stack.alice), json=json)
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"]["message"].startswith(
+            "Insufficient privileges to operate on model ML.PUBLIC.DOUBLER: it needs the OWNERSHIP privilege"
+        )
+    unseen = httpx.get(services, headers=_bearer(stack.bob))
+    assert unseen.status_code == 404
+    assert unseen.json()["error"]["message"] == "Unable to find model ML.PUBLIC.DOUBLER"
+    call = httpx.post(
+        f"{stack.api}/services/ML/PUBLIC/SVC/functions/predict",
+        headers=_bearer(stack.alice),
+        json={"data": []},
+    )
+    assert call.status_code == 404
+    assert call.json()["error"]["message"] == "Service ML.PUBLIC.SVC does not exist or not authorized."

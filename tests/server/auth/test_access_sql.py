@@ -103,8 +103,8 @@ def test_parse(sql: str, expected: AccessStatement) -> None:
         ),
         (
             "GRANT USAGE ON MODELS m TO ROLE r",
-            "SQL compilation error: expected MODEL, COMPUTE POOL, STAGE, ALL MODELS IN SCHEMA or FUTURE MODELS IN "
-            "SCHEMA at position 15, found 'MODELS'.",
+            "SQL compilation error: expected MODEL, COMPUTE POOL, STAGE, IMAGE REPOSITORY, ALL MODELS IN SCHEMA or "
+            "FUTURE MODELS IN SCHEMA at position 15, found 'MODELS'.",
         ),
     ],
 )
@@ -119,7 +119,7 @@ def test_grants_on_objects_runbatch_lacks_are_unsupported() -> None:
         parse_statement("GRANT SELECT ON TABLE t TO ROLE r")
     assert str(exc.value) == (
         "Privileges on TABLE objects are not supported: runbatch grants privileges on MODEL, COMPUTE POOL, STAGE, "
-        "and ALL or FUTURE MODELS IN SCHEMA (see docs/security.md)."
+        "IMAGE REPOSITORY, and ALL or FUTURE MODELS IN SCHEMA (see docs/security.md)."
     )
 
 
