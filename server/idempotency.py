@@ -18,8 +18,9 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Header, Request, Response
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,6 +32,7 @@ from server.db.tables import IdempotencyKeyRow, utcnow
 __all__ = [
     "HEADER",
     "KEY_TTL",
+    "KeyHeader",
     "Reservation",
     "caller_scope",
     "check_key",
@@ -38,9 +40,19 @@ __all__ = [
     "record_answer",
     "release",
     "reserve",
+    "reserve_request",
 ]
 
 HEADER = "Idempotency-Key"
+# The header as a route parameter of the POSTs that create something (jobs, DAG runs).
+KeyHeader = Annotated[
+    str | None,
+    Header(
+        alias=HEADER,
+        description="Any unique value per logical request (e.g. a UUID): a retry with the same key and body "
+        "gets the first answer instead of creating a second job or run. Kept 24 hours.",
+    ),
+]
 KEY_TTL = timedelta(hours=24)
 # A key whose request never answered (its server died mid-request) is taken over after this.
 _ABANDONED_AFTER = timedelta(minutes=10)
@@ -55,6 +67,30 @@ class Reservation:
     key_id: int
     replay: dict[str, Any] | None = None
     status_code: int | None = None
+
+
+def reserve_request(
+    sessions: sessionmaker[Session],
+    request: Request,
+    response: Response,
+    principal: Principal,
+    key: str | None,
+    body: Any,
+) -> Reservation | None:
+    """``reserve`` for a route: None without a key; a replay is marked on ``response``."""
+    if key is None:
+        return None
+    reservation = reserve(
+        sessions,
+        principal=caller_scope(principal),
+        key=check_key(key),
+        method=request.method,
+        path=request.url.path,
+        digest=fingerprint(body),
+    )
+    if reservation.replay is not None:
+        response.headers["Idempotent-Replayed"] = "true"
+    return reservation
 
 
 def caller_scope(principal: Principal) -> str:

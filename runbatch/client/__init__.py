@@ -591,9 +591,15 @@ class ControlPlaneClient:
         )
 
     def execute_dag(self, database: str, schema: str, name: str) -> DagRunPublic:
-        return self._send(
-            "POST", self._dag(database, schema, name) + "/execute", None, DagRunPublic, idempotent=False
+        """Start a run now. Its ``Idempotency-Key`` makes the transport's retries safe: a retried POST
+        gets the first run back instead of starting a second one."""
+        response = self._request(
+            "POST",
+            self._dag(database, schema, name) + "/execute",
+            headers={"Idempotency-Key": str(uuid.uuid4())},
+            idempotent=True,
         )
+        return DagRunPublic.model_validate(response.json())
 
     def list_dag_runs(
         self,

@@ -5,13 +5,14 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from runbatch.errors import NotFoundError
 from runbatch.wire.dags import DagCreate, DagPublic, DagRunPublic
+from server import idempotency
 from server.dags import service as dags
 from server.db.tables import utcnow
-from server.deps import SessionDep, UserDep
+from server.deps import ControlPlaneDep, SessionDep, UserDep
 
 __all__ = ["router"]
 
@@ -90,15 +91,39 @@ def suspend_dag(database: str, schema: str, name: str, session: SessionDep, _: U
 
 @router.post(_DAG + "/execute", status_code=status.HTTP_201_CREATED)
 def execute_dag(
-    database: str, schema: str, name: str, request: Request, session: SessionDep, _: UserDep
+    database: str,
+    schema: str,
+    name: str,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    cp: ControlPlaneDep,
+    user: UserDep,
+    idempotency_key: idempotency.KeyHeader = None,
 ) -> DagRunPublic:
     """Run the DAG once now, outside its schedule (Snowflake's EXECUTE TASK)."""
-    dag = dags.get_dag(session, database, schema, name)
-    run = dags.execute_dag(session, dag, utcnow())
-    session.commit()
+    reservation = idempotency.reserve_request(cp.sessionmaker, request, response, user, idempotency_key, {})
+    if reservation is not None and reservation.replay is not None:
+        return DagRunPublic.model_validate(reservation.replay)
+    try:
+        # Read after the reservation: on SQLite a transaction that read before another connection
+        # wrote (the reservation) cannot write any more.
+        dag = dags.get_dag(session, database, schema, name)
+        run = dags.execute_dag(session, dag, utcnow())
+        session.flush()
+        session.refresh(run)
+        public = dags.run_public(run, dag)
+        if reservation is not None:
+            # In the run's own transaction: a run never exists without the answer its retries replay.
+            idempotency.record_answer(session, reservation.key_id, 201, public.model_dump(mode="json"))
+        session.commit()
+    except BaseException:
+        if reservation is not None:
+            session.rollback()
+            idempotency.release(cp.sessionmaker, reservation.key_id)
+        raise
     _wake(request)
-    session.refresh(run)
-    return dags.run_public(run, dag)
+    return public
 
 
 @router.get(_DAG + "/runs")

@@ -6,7 +6,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 from runbatch.errors import InvalidArgumentError
@@ -42,32 +42,17 @@ def submit_job(
     session: SessionDep,
     cp: ControlPlaneDep,
     user: UserDep,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias=idempotency.HEADER,
-            description="Any unique value per logical submission (e.g. a UUID): a retry with the same key and "
-            "body returns the first job instead of starting a second one. Kept 24 hours.",
-        ),
-    ] = None,
+    idempotency_key: idempotency.KeyHeader = None,
 ) -> JobPublic:
     """Validate and record a job. Stage input starts right away; uploaded input waits for ``start``;
     a query input starts once the control plane has written the query's rows (in the background)."""
     with cp.read_sessionmaker() as reading:
         privileges.require_job_submit(reading, user, body)
-    reservation = None
-    if idempotency_key is not None:
-        reservation = idempotency.reserve(
-            cp.sessionmaker,
-            principal=idempotency.caller_scope(user),
-            key=idempotency.check_key(idempotency_key),
-            method=request.method,
-            path=request.url.path,
-            digest=idempotency.fingerprint(body.model_dump(mode="json", by_alias=True)),
-        )
-        if reservation.replay is not None:
-            response.headers["Idempotent-Replayed"] = "true"
-            return JobPublic.model_validate(reservation.replay)
+    reservation = idempotency.reserve_request(
+        cp.sessionmaker, request, response, user, idempotency_key, body.model_dump(mode="json", by_alias=True)
+    )
+    if reservation is not None and reservation.replay is not None:
+        return JobPublic.model_validate(reservation.replay)
     query = None
     try:
         with cp.read_sessionmaker() as reading:

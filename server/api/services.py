@@ -24,6 +24,7 @@ from runbatch.wire.services import (
     ServiceLogBatch,
     ServiceWork,
 )
+from server.auth import privileges
 from server.auth.tokens import Principal
 from server.control_plane import ControlPlane
 from server.db.tables import ServiceRow
@@ -100,6 +101,9 @@ def run_service_statement(
 
 def _run(body: SqlRequest, session: SessionDep, cp: ControlPlane, user: Principal) -> SqlResult:
     stmt = parse_service_statement(body.sql)
+    # A service runs any image with the worker host's network: there are no service or schema
+    # privileges to grant yet, so only ACCOUNTADMIN runs, sees or changes services.
+    privileges.require_admin(user, f"run {type(stmt).__name__} statements on container services")
     database, schema = body.database, body.schema_
     if isinstance(stmt, ExecuteJobService):
         db, sch, name = _names(stmt.name, database, schema)

@@ -618,6 +618,9 @@ class ServiceRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
+    # DROP SERVICE (or delete_job) of a running service: once its worker has stopped it, it is deleted;
+    # a job service stopped by job.cancel() is kept, CANCELLED, with its logs.
+    dropping: Mapped[bool] = mapped_column(Boolean, default=False)
 
     schema: Mapped[SchemaRow] = relationship()
 

@@ -38,7 +38,7 @@ from runbatch.wire.jobs import (
 )
 from server.auth.tokens import Principal
 from server.control_plane import ControlPlane
-from server.db.tables import JobLogRow, JobRow, SchemaRow, ShardRow, utcnow
+from server.db.tables import JobLogRow, JobRow, SchemaRow, ServiceRow, ShardRow, utcnow
 from server.jobs import file_stages, validation
 from server.jobs.planner import InputFile, list_input_files, plan_partitioned, plan_slices
 from server.jobs.states import (
@@ -554,9 +554,21 @@ def list_jobs(
     return list(session.scalars(query)), total
 
 
+def _job_service(session: Session, job: JobRow) -> ServiceRow | None:
+    """The job service a job mirrors (EXECUTE JOB SERVICE), None for a batch job."""
+    return session.scalars(select(ServiceRow).where(ServiceRow.job_id == job.id)).one_or_none()
+
+
 def cancel_job(session: Session, job: JobRow) -> None:
     """Ask a job to stop: pending shards end now, running ones when their runner hears of it."""
     if job.status in TERMINAL_JOB_STATUSES or job.status == JobStatus.CANCELLING:
+        return
+    service = _job_service(session, job)
+    if service is not None:
+        from server.spcs import service as spcs  # it builds on this module
+
+        spcs.cancel_job_service(session, service)
+        session.refresh(job)
         return
     if job.phase in (JobPhase.FINALIZING, JobPhase.FINISHED):
         return  # too late: its outcome is decided and being committed
@@ -572,6 +584,14 @@ def cancel_job(session: Session, job: JobRow) -> None:
 
 def delete_job(session: Session, job: JobRow) -> bool:
     """Delete a job; a running one is cancelled first. Returns True when it ended right away."""
+    service = _job_service(session, job)
+    if service is not None:
+        from server.spcs import service as spcs  # it builds on this module
+
+        # As DROP SERVICE (which deletes this job through this function once the service row is gone).
+        ended = spcs.delete_job_service(session, service)
+        session.refresh(job)
+        return ended
     now = utcnow()
     if job.status not in TERMINAL_JOB_STATUSES:
         cancel_job(session, job)

@@ -8,6 +8,7 @@ batch finalizer and reaper skip FINISHED jobs, so they never touch a job service
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import uuid
@@ -50,7 +51,10 @@ __all__ = [
     "ServiceDispatcher",
     "append_logs",
     "build_work",
+    "cancel_job_service",
     "claim",
+    "delete_job_service",
+    "describe_record",
     "drop_service",
     "finish",
     "get_service",
@@ -77,6 +81,7 @@ SUSPENDING = "SUSPENDING"
 SUSPENDED = "SUSPENDED"
 _STOPPING = frozenset({JobStatus.CANCELLING, SUSPENDING})
 _MAX_LOG_LINES = 100_000
+_CANCELLED_MESSAGE = "Cancelled: its containers were stopped."
 _ENGINE_HINT = (
     "job services need a Docker engine: run the control plane with RUNBATCH_BROKER_URL and `runbatch worker` "
     "processes with RUNBATCH_EXECUTOR=docker, or start Docker on this host"
@@ -573,7 +578,8 @@ def finish(
     message: str,
     containers: dict[str, dict[str, Any]],
 ) -> ServiceRow | None:
-    """The worker saw every container end. A service dropped while running is deleted now."""
+    """The worker saw every container end. A service dropped while running is deleted now; a job service
+    cancelled while running is kept, CANCELLED, with its logs."""
     row = session.get(ServiceRow, service_id)
     if row is None or row.attempt != attempt or row.status in TERMINAL or row.status == SUSPENDED:
         return row
@@ -585,6 +591,15 @@ def finish(
         final = SUSPENDED
     else:
         final = JobStatus(status)
+    if final == JobStatus.CANCELLED:
+        # The worker killed the containers because it was told to: their exit codes are not failures.
+        message = _CANCELLED_MESSAGE
+        containers = {
+            name: {**state, "status": JobStatus.CANCELLED, "message": message}
+            if state.get("status") != JobStatus.DONE
+            else state
+            for name, state in containers.items()
+        }
     row.endpoints = {}
     row.status = final
     row.exit_code = exit_code
@@ -596,7 +611,7 @@ def finish(
     row.finished_at = now
     _mirror(session, row, status=final, message=message, finished_at=now)
     session.flush()
-    if final == JobStatus.CANCELLED:
+    if row.dropping:
         _delete(session, row)
         return None
     return row
@@ -610,8 +625,9 @@ def _delete(session: Session, row: ServiceRow) -> None:
         jobs.delete_job(session, job)
 
 
-def drop_service(session: Session, row: ServiceRow) -> None:
-    """DROP SERVICE: a finished one goes now; a running one is stopped by its worker, then goes."""
+def drop_service(session: Session, row: ServiceRow) -> bool:
+    """DROP SERVICE: a finished one goes now; a running one is stopped by its worker, then goes.
+    True when it is gone now."""
     if row.status in (JobStatus.PENDING, SUSPENDED, *TERMINAL):
         if row.status == JobStatus.PENDING:
             _mirror(session, row, status=JobStatus.CANCELLED, finished_at=utcnow())
@@ -619,10 +635,93 @@ def drop_service(session: Session, row: ServiceRow) -> None:
             if row.job_id is not None:
                 session.expire_all()
         _delete(session, row)
-        return
+        return True
     row.status = JobStatus.CANCELLING
+    row.dropping = True
     _mirror(session, row, status=JobStatus.CANCELLING)
     session.flush()
+    return False
+
+
+def cancel_job_service(session: Session, row: ServiceRow) -> None:
+    """``job.cancel()``: stop the containers and keep the job service, CANCELLED, with its logs (as
+    Snowflake's). A pending one ends now; a running one once its worker hears stop (next heartbeat)."""
+    if row.kind != JOB:
+        raise InvalidArgumentError(
+            f"{row.name} is a service, not a job service: stop it with ALTER SERVICE ... SUSPEND or DROP SERVICE."
+        )
+    if row.status in TERMINAL or row.status == JobStatus.CANCELLING:
+        return
+    now = utcnow()
+    # Compare-and-set, so a worker claiming it at this moment either loses or is told to stop.
+    ended = session.execute(
+        update(ServiceRow)
+        .where(ServiceRow.id == row.id, ServiceRow.status == JobStatus.PENDING)
+        .values(status=JobStatus.CANCELLED, message=_CANCELLED_MESSAGE, finished_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if ended.rowcount == 1:  # type: ignore[attr-defined]
+        session.refresh(row)
+        row.containers = {
+            name: {"status": JobStatus.CANCELLED, "message": _CANCELLED_MESSAGE} for name in row.containers
+        }
+        _mirror(session, row, status=JobStatus.CANCELLED, message=_CANCELLED_MESSAGE, finished_at=now)
+    else:
+        session.refresh(row)
+        if row.status in TERMINAL or row.status == JobStatus.CANCELLING:
+            return
+        row.status = JobStatus.CANCELLING
+        _mirror(session, row, status=JobStatus.CANCELLING)
+    session.flush()
+
+
+def delete_job_service(session: Session, row: ServiceRow) -> bool:
+    """``delete_job()`` of a job service: DROP SERVICE, its job hidden at once (as Snowflake's, which
+    drops the service). True when it is gone now; a running one goes once its worker has stopped it."""
+    if drop_service(session, row):
+        return True
+    _mirror(session, row, deleted_at=utcnow())
+    session.flush()
+    return False
+
+
+def describe_record(row: ServiceRow) -> dict[str, Any]:
+    """One ``DESCRIBE SERVICE`` row of a long-running service, in the columns a job service is described
+    with (SHOW JOB SERVICES' columns, ``spec`` after ``compute_pool``); what runbatch lacks is None."""
+    schema = row.schema
+    running = row.status in (JobStatus.RUNNING, READY)
+    stamps = [t for t in (row.created_at, row.started_at, row.finished_at) if t]
+    return {
+        "name": row.name,
+        "status": row.status,
+        "database_name": schema.database.name,
+        "schema_name": schema.name,
+        "owner": row.owner,
+        "compute_pool": row.compute_pool,
+        "spec": row.spec_text,
+        "dns_name": None,
+        "current_instances": 1 if running else 0,
+        "target_instances": 0 if row.status == SUSPENDED else row.max_instances,
+        "min_ready_instances": row.min_instances,
+        "min_instances": row.min_instances,
+        "max_instances": row.max_instances,
+        "auto_resume": False,
+        "external_access_integrations": None,
+        "created_on": row.created_at,
+        "updated_on": max(stamps),
+        "resumed_on": row.started_at,
+        "suspended_on": row.finished_at if row.status == SUSPENDED else None,
+        "auto_suspend_secs": 0,
+        "comment": None,
+        "owner_role_type": "ROLE",
+        "query_warehouse": None,
+        "is_job": row.kind == JOB,
+        "is_async_job": False,
+        "spec_digest": hashlib.sha256(row.spec_text.encode()).hexdigest(),
+        "is_upgrading": False,
+        "managing_object_domain": None,
+        "managing_object_name": None,
+    }
 
 
 def status_entries(row: ServiceRow) -> str:

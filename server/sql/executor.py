@@ -35,6 +35,7 @@ from server.jobs import service as jobs
 from server.registry import service as registry
 from server.resources import service as resources
 from server.secrets import SecretBox
+from server.spcs import service as spcs
 from server.sql.descriptions import (
     FUNCTION_COLUMNS,
     STAGE_PROPERTY_COLUMNS,
@@ -565,13 +566,26 @@ def _describe(ctx: _Context, stmt: Describe) -> Execution:
             [r for r in listed.rows if r[listed.columns.index("name")] == pool.name],
         )
     else:
-        public = jobs.job_public(
-            privileges.require_job(ctx.principal, jobs.get_job(ctx.session, *_scope(ctx, stmt.parts, 3)))
-        )
+        at = JOB_SERVICE_COLUMNS.index("compute_pool") + 1
+        described = [*JOB_SERVICE_COLUMNS[:at], "spec", *JOB_SERVICE_COLUMNS[at:]]
+        names = _scope(ctx, stmt.parts, 3)
+        try:
+            job = jobs.get_job(ctx.session, *names)
+        except NotFoundError as missing:
+            # A long-running service (CREATE SERVICE) has no job; it is described in the same columns.
+            try:
+                service = spcs.get_service(ctx.session, *names)
+            except NotFoundError:
+                raise missing from None
+            if not (ctx.principal.is_admin or service.owner == ctx.principal.name):
+                raise missing from None  # its specification may hold values only its owner should see
+            return _listing(ctx, described, [spcs.describe_record(service)])
+        public = jobs.job_public(privileges.require_job(ctx.principal, job))
         record = job_service_listing(public)
         record["spec"] = yaml.safe_dump(public.spec, sort_keys=False)
-        at = JOB_SERVICE_COLUMNS.index("compute_pool") + 1
-        return _listing(ctx, [*JOB_SERVICE_COLUMNS[:at], "spec", *JOB_SERVICE_COLUMNS[at:]], [record])
+        if public.spec.get("kind") == "job_service":
+            record["spec"] = spcs.get_service(ctx.session, *names).spec_text  # the YAML as given
+        return _listing(ctx, described, [record])
     return Execution(SqlResult(columns=columns, rows=rows, database=ctx.database, schema=ctx.schema))
 
 

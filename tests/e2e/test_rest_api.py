@@ -31,6 +31,8 @@ from sqlalchemy import update
 
 from migrations import upgrade_to_head
 from runbatch.client import ControlPlaneClient
+from runbatch.core import Root
+from runbatch.core.task.dagv1 import DAG, DAGOperation, DAGTask
 from runbatch.ml.model.batch import JobSpec, OutputSpec
 from runbatch.ml.registry import Registry
 from runbatch.runtime.stage_files import MODEL_ERROR
@@ -361,6 +363,41 @@ def test_a_refused_request_releases_its_key(api: Api) -> None:
         "invalid_argument",
     )
     assert message.startswith("The Idempotency-Key header must be 1 to 255 printable ASCII characters")
+
+
+def test_retries_of_a_dag_execute_with_one_key_start_one_run(api: Api) -> None:
+    session = api.server.session()
+    name = f"IDEM_{uuid.uuid4().hex[:6].upper()}"
+    with DAG(name, allow_overlapping_execution=True) as dag:
+        DAGTask("ONE", "SELECT 1 AS ONE")
+    DAGOperation(Root(session).databases[DB].schemas["PUBLIC"]).deploy(dag)
+    path, key = f"/databases/{DB}/schemas/PUBLIC/dags/{name}/execute", str(uuid.uuid4())
+    barrier, lock = threading.Barrier(6), threading.Lock()
+    responses: list[httpx.Response] = []
+
+    def one() -> None:
+        barrier.wait()
+        response = api.call("POST", path, headers={"Idempotency-Key": key})
+        with lock:
+            responses.append(response)
+
+    threads = [threading.Thread(target=one) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert sorted(r.status_code for r in responses) == [201] * 6, [r.text for r in responses]
+    assert len({r.text for r in responses}) == 1
+    assert (
+        sorted(r.headers.get("idempotent-replayed", "false") for r in responses) == ["false"] + ["true"] * 5
+    )
+    runs = api.call("GET", f"/databases/{DB}/schemas/PUBLIC/dags/{name}/runs").json()
+    assert [r["uuid"] for r in runs] == [responses[0].json()["uuid"]]
+    # Without a key, or with another one, each POST is a run of its own.
+    assert api.call("POST", path).json()["uuid"] != responses[0].json()["uuid"]
+    fresh = api.call("POST", path, headers={"Idempotency-Key": str(uuid.uuid4())})
+    assert fresh.status_code == 201
+    assert len(api.call("GET", f"/databases/{DB}/schemas/PUBLIC/dags/{name}/runs").json()) == 3
 
 
 class _LosesTheFirstJobAnswer(httpx.HTTPTransport):

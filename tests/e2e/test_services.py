@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from runbatch.errors import InvalidArgumentError
-from runbatch.ml.jobs import list_jobs
+from runbatch.ml.jobs import delete_job, get_job, list_jobs
 from runbatch.snowpark import Session
 from tests.services import Cluster, MotoServer, running_cluster
 
@@ -320,3 +320,38 @@ def test_a_service_becomes_ready_is_proxied_restarted_suspended_and_dropped(
     while _running(session, "web"):
         assert time.monotonic() < deadline
         time.sleep(0.5)
+
+
+SLEEPER = """
+spec:
+  containers:
+  - name: main
+    image: {image}
+    command: [python3, -c, "import time; print('started', flush=True); time.sleep(600)"]
+"""
+
+
+def test_cancelling_a_job_service_stops_its_container_and_keeps_its_logs(
+    session: Session, image: str
+) -> None:
+    spec = SLEEPER.format(image=image)
+    _one(
+        session,
+        f"EXECUTE JOB SERVICE IN COMPUTE POOL {POOL} NAME = sleeper ASYNC = TRUE FROM SPECIFICATION $${spec}$$",
+    )
+    job = get_job("sleeper", session=session)
+    deadline = time.monotonic() + 60
+    while job.get_logs() != "started":
+        assert time.monotonic() < deadline, job.status
+        time.sleep(0.3)
+
+    job.cancel()
+
+    assert job.wait(timeout=30) == "CANCELLED"
+    database = str(session.get_current_database()).strip('"').lower()
+    assert _service_containers(f"{database}.public.sleeper-") == []  # stopped and removed
+    assert job.get_logs() == "started"
+    (status,) = json.loads(_one(session, "SELECT SYSTEM$GET_SERVICE_STATUS('sleeper')"))
+    assert (status["status"], status["message"]) == ("CANCELLED", "Cancelled: its containers were stopped.")
+    delete_job(job)
+    assert _service_status(session, "SLEEPER") == "GONE"

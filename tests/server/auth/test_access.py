@@ -365,6 +365,16 @@ def test_the_owner_of_a_new_model_is_the_creators_role(stack: Stack) -> None:
         bob.sql("CREATE DATABASE NOPE").collect()
     with pytest.raises(PermissionDeniedError, match="ACCOUNTADMIN"):
         bob.sql("GRANT ROLE ANALYST TO USER bob").collect()
+    # Services run any image on the worker's network: none of their statements is open to users.
+    for statement in (
+        "EXECUTE JOB SERVICE IN COMPUTE POOL SYSTEM_COMPUTE_POOL_CPU NAME = X "
+        "FROM SPECIFICATION $$spec: {containers: [{name: main, image: busybox}]}$$",
+        "SHOW SERVICES",
+        "DROP SERVICE X",
+    ):
+        with pytest.raises(PermissionDeniedError) as refused:
+            bob.sql(statement).collect()
+        assert "on container services: it needs the ACCOUNTADMIN role" in str(refused.value)
     alice.close()
     bob.close()
 
