@@ -256,7 +256,7 @@ class ServiceRunner:
         while not stop.wait(_HEARTBEAT_S):
             try:
                 if self.client.service_heartbeat(work.service_id, ServiceBeat(attempt=work.attempt)):
-                    log.info("job service %s was dropped; stopping its containers", work.name)
+                    log.info("job service %s was cancelled or dropped; stopping its containers", work.name)
                     for handle in handles.values():
                         handle.kill()
                     return

@@ -194,3 +194,24 @@ def test_resource_strings() -> None:
     }
     assert resource_limits(None, None) == {}
     assert container_name('DB.SCH.JOB "x"', 3, 1) == "runbatch-db.sch.job__x_-3-1"
+
+
+def test_a_repository_path_left_unresolved_is_refused_with_the_fix(executor: DockerExecutor) -> None:
+    with pytest.raises(LaunchRefused) as refused:
+        executor.run_container(
+            name="runbatch-svc-gone",
+            image="/ml/public/images/hello:1.0",
+            command=None,
+            args=None,
+            env={},
+            labels={},
+            volumes={},
+            cpu=None,
+            memory=None,
+            gpu=None,
+        )
+    assert str(refused.value) == (
+        "Image '/ml/public/images/hello:1.0' names an image repository that no longer exists (dropped after the "
+        "service was created) or a control plane without RUNBATCH_REGISTRY_HOST: create the repository again, "
+        "push the image to it, then resume or re-create the service."
+    )

@@ -374,6 +374,14 @@ class DockerExecutor:
 
         if registry_token is not None:
             self.pull(image, registry_token)
+        if image.startswith("/"):
+            # The control plane resolves a repository path to the registry's reference; it passes the
+            # path through only when the repository no longer exists.
+            raise LaunchRefused(
+                f"Image {image!r} names an image repository that no longer exists (dropped after the service was "
+                "created) or a control plane without RUNBATCH_REGISTRY_HOST: create the repository again, push the "
+                "image to it, then resume or re-create the service."
+            )
         if not self.images.exists(image):
             raise LaunchRefused(
                 f"Image {image!r} is not on the Docker engine of worker {self.worker_name}; build or load it there "
