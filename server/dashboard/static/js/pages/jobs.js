@@ -107,14 +107,15 @@ export function list() {
     interval: 1000,
     showError: page.showError,
     async refresh() {
-      // The newest 100 each second; a search looks through the newest 1000 (the API matches exact names only).
-      const needle = search.value.trim().toLowerCase();
-      const query = new URLSearchParams({ limit: needle ? "1000" : "100" });
+      // The newest 100 matches each second; the API searches names (case-insensitive substring) over all jobs.
+      const needle = search.value.trim();
+      const query = new URLSearchParams({ limit: "100" });
       if (status.value) query.set("status", status.value);
+      if (needle) query.set("search", needle);
       const answer = await api(`/jobs?${query}`);
       page.clearError();
       const now = Date.now();
-      const jobs = answer.data.filter((j) => !needle || j.name.toLowerCase().includes(needle) || j.id.toLowerCase().includes(needle));
+      const jobs = answer.data;
       for (const job of answer.data) {
         if (!trackers.has(job.uuid)) trackers.set(job.uuid, new Throughput());
         trackers.get(job.uuid).add(job, now);
