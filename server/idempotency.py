@@ -16,6 +16,8 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
@@ -33,6 +35,7 @@ __all__ = [
     "HEADER",
     "KEY_TTL",
     "KeyHeader",
+    "answering",
     "Reservation",
     "caller_scope",
     "check_key",
@@ -91,6 +94,28 @@ def reserve_request(
     if reservation.replay is not None:
         response.headers["Idempotent-Replayed"] = "true"
     return reservation
+
+
+@contextmanager
+def answering(
+    session: Session, sessions: sessionmaker[Session], reservation: Reservation | None
+) -> Iterator[Callable[[int, dict[str, Any]], None]]:
+    """The request's work under a reserved key. The work calls what this yields with its answer
+    before it commits, so the answer lands in the work's own transaction (what it created never
+    exists without the answer its retries replay); a failure rolls back and releases the key, so a
+    retry runs the request again."""
+
+    def answer(status_code: int, body: dict[str, Any]) -> None:
+        if reservation is not None:
+            record_answer(session, reservation.key_id, status_code, body)
+
+    try:
+        yield answer
+    except BaseException:
+        if reservation is not None:
+            session.rollback()
+            release(sessions, reservation.key_id)
+        raise
 
 
 def caller_scope(principal: Principal) -> str:

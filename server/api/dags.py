@@ -105,7 +105,7 @@ def execute_dag(
     reservation = idempotency.reserve_request(cp.sessionmaker, request, response, user, idempotency_key, {})
     if reservation is not None and reservation.replay is not None:
         return DagRunPublic.model_validate(reservation.replay)
-    try:
+    with idempotency.answering(session, cp.sessionmaker, reservation) as answer:
         # Read after the reservation: on SQLite a transaction that read before another connection
         # wrote (the reservation) cannot write any more.
         dag = dags.get_dag(session, database, schema, name)
@@ -113,15 +113,8 @@ def execute_dag(
         session.flush()
         session.refresh(run)
         public = dags.run_public(run, dag)
-        if reservation is not None:
-            # In the run's own transaction: a run never exists without the answer its retries replay.
-            idempotency.record_answer(session, reservation.key_id, 201, public.model_dump(mode="json"))
+        answer(201, public.model_dump(mode="json"))
         session.commit()
-    except BaseException:
-        if reservation is not None:
-            session.rollback()
-            idempotency.release(cp.sessionmaker, reservation.key_id)
-        raise
     _wake(request)
     return public
 

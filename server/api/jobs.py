@@ -54,35 +54,31 @@ def submit_job(
     if reservation is not None and reservation.replay is not None:
         return JobPublic.model_validate(reservation.replay)
     query = None
-    try:
-        with cp.read_sessionmaker() as reading:
-            if isinstance(body.input, QueryInput):
-                # Compiled first: a query error refuses the job before anything is recorded.
-                query = open_query(
-                    reading,
-                    cp.storage,
-                    cp.secrets,
-                    body.input.sql,
-                    database=body.database,
-                    schema=body.schema_,
+    with idempotency.answering(session, cp.sessionmaker, reservation) as answer:
+        try:
+            with cp.read_sessionmaker() as reading:
+                if isinstance(body.input, QueryInput):
+                    # Compiled first: a query error refuses the job before anything is recorded.
+                    query = open_query(
+                        reading,
+                        cp.storage,
+                        cp.secrets,
+                        body.input.sql,
+                        database=body.database,
+                        schema=body.schema_,
+                    )
+                draft = jobs.prepare_job(
+                    reading, cp, user, body, query_schema=query.reader.schema if query is not None else None
                 )
-            draft = jobs.prepare_job(
-                reading, cp, user, body, query_schema=query.reader.schema if query is not None else None
-            )
-        job = jobs.record_job(session, cp, draft)
-        due = jobs.mark_dispatched(job)
-        public = jobs.job_public(job)
-        if reservation is not None:
-            # In the job's own transaction: a job never exists without the answer its retries replay.
-            idempotency.record_answer(session, reservation.key_id, 201, public.model_dump(mode="json"))
-        session.commit()
-    except BaseException:
-        if query is not None:
-            query.close()
-        if reservation is not None:
-            session.rollback()
-            idempotency.release(cp.sessionmaker, reservation.key_id)
-        raise
+            job = jobs.record_job(session, cp, draft)
+            due = jobs.mark_dispatched(job)
+            public = jobs.job_public(job)
+            answer(201, public.model_dump(mode="json"))
+            session.commit()
+        except BaseException:
+            if query is not None:
+                query.close()
+            raise
     if query is not None:
         materialize_soon(cp, job.id, query)
     if due:

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -44,10 +44,10 @@ def cpu_count_for(cpu_requests: str | None) -> int | None:
 
 
 class ProcessHandle:
-    def __init__(self, proc: subprocess.Popen[str], on_exit: Callable[[], None] = lambda: None) -> None:
+    """A runtime started as a new interpreter: our own child."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
         self._proc = proc
-        self._on_exit = on_exit
-        self._exited = False
 
     def lines(self) -> Iterator[str]:
         assert self._proc.stdout is not None
@@ -60,9 +60,6 @@ class ProcessHandle:
         for stream in (self._proc.stdout, self._proc.stdin):
             if stream is not None and not stream.closed:
                 stream.close()
-        if not self._exited:
-            self._exited = True
-            self._on_exit()
         return code
 
     def exit_message(self, code: int) -> tuple[str, bool] | None:
