@@ -9,7 +9,7 @@ runtime image (built first when missing; not timed):
   same command in a new container of the runtime image (create, start, wait, remove);
 - submit -> first row: a job of 20,000 rows on the cluster stack (Postgres, Redis, moto S3, one
   `runbatch worker`), from `run_batch` returning to the first progress report of rows done, with
-  the process executor (warm runtimes) and with the docker executor.
+  the process executor (forked runtimes) and with the docker executor.
 
 Medians of ``--repeat`` runs go to bench/results/containers.json and are printed as Markdown.
 """

@@ -12,7 +12,7 @@ small MLP, whose per-row cost dominates):
 - runbatch, embedded default, input read in place from a stage, replicas=1 and replicas=2.
 
 Each configuration runs three times, interleaved; medians are reported. Every runbatch job starts
-from an idle worker (its warm runtimes started). Then runbatch replicas=1 on a 1M-row input, to
+from an idle worker (its fork server started). Then runbatch replicas=1 on a 1M-row input, to
 compare the runtime's peak memory with the 10M-row run. Results go to bench/results/tabular.json
 and are printed as Markdown.
 """
@@ -120,7 +120,7 @@ def time_bare(
 
 
 def run_job(mv: Any, session: Session, location: str, out: str, replicas: int, rows: int) -> dict[str, Any]:
-    time.sleep(IDLE_BEFORE_JOB_S)  # start from an idle worker, warm runtimes ready
+    time.sleep(IDLE_BEFORE_JOB_S)  # start from an idle worker, its fork server ready
     frame = session.read.option("pattern", ".*[.]parquet").parquet(location)
     start = time.perf_counter()
     job = mv.run_batch(
