@@ -273,6 +273,10 @@ class TcpProxy:
                 client.close()
                 continue
             with self._lock:
+                if not self._open.is_set():  # accepted just before a cut: it must not outlive it
+                    client.close()
+                    upstream.close()
+                    continue
                 self._conns += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
@@ -291,15 +295,21 @@ class TcpProxy:
 
     def cut(self) -> None:
         assert self._listener is not None
-        self._listener.close()
         with self._lock:
+            self._open.clear()
             conns, self._conns = self._conns, []
+        # shutdown() first: close() alone does not wake a thread blocked in accept(), which then
+        # keeps accepting connections on the closed listener's backlog.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
         for conn in conns:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
             conn.close()
 
     def restore(self) -> None:
+        self._open.set()
         self._listen()
 
     def close(self) -> None:
